@@ -1,0 +1,99 @@
+"""Tokenise text into model batches, one convention per model family.
+
+Every batch is a dict with ``input_ids``, ``attention_mask`` and ``labels``:
+- ``seq2seq``: labels are the target tokens + eos (-100 on padding); the model shifts them into decoder inputs.
+- ``lm``: labels equal ``input_ids`` on the tokens that are scored and -100 elsewhere (shifted in the loss).
+- ``binary``: labels are floats 0/1, one per example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from transformers import PreTrainedTokenizerFast
+
+IGNORE = -100
+Batch = dict[str, torch.Tensor]
+
+
+def _ids(tok: PreTrainedTokenizerFast, text: str) -> list[int]:
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    return torch.tensor([list(r) + [value] * (width - len(r)) for r in rows], dtype=torch.long)
+
+
+def _mask(rows: Sequence[Sequence[int]]) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    return torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], dtype=torch.long)
+
+
+def seq2seq_batch(tok, sources: Sequence[str], targets: Sequence[str], max_len: int = 64) -> Batch:
+    """Encoder input ``<s> source </s>``; labels ``target </s>``."""
+    src = [([tok.bos_token_id] + _ids(tok, s) + [tok.eos_token_id])[:max_len] for s in sources]
+    tgt = [(_ids(tok, t) + [tok.eos_token_id])[:max_len] for t in targets]
+    return {"input_ids": _pad(src, tok.pad_token_id), "attention_mask": _mask(src), "labels": _pad(tgt, IGNORE)}
+
+
+def lm_batch(tok, prompts: Sequence[str], targets: Sequence[str | None], max_len: int = 64) -> Batch:
+    """``prompt target``, scoring only the target tokens (all tokens when target is None).
+
+    Long inputs are cut from the left so the scored target always survives truncation.
+    """
+    rows, labels = [], []
+    for p, t in zip(prompts, targets, strict=True):
+        p_ids = _ids(tok, p)
+        if t is None:
+            ids, lab = p_ids, list(p_ids)
+        else:
+            t_ids = _ids(tok, t)
+            ids, lab = p_ids + t_ids, [IGNORE] * len(p_ids) + t_ids
+        rows.append(ids[-max_len:])
+        labels.append(lab[-max_len:])
+    return {"input_ids": _pad(rows, tok.pad_token_id), "attention_mask": _mask(rows), "labels": _pad(labels, IGNORE)}
+
+
+def binary_batch(tok, texts: Sequence[str], labels: Sequence[bool | int], max_len: int = 64) -> Batch:
+    """``[CLS] text [SEP]`` with a float 0/1 label."""
+    rows = [([tok.cls_token_id] + _ids(tok, t) + [tok.sep_token_id])[:max_len] for t in texts]
+    return {
+        "input_ids": _pad(rows, tok.pad_token_id),
+        "attention_mask": _mask(rows),
+        "labels": torch.tensor([float(y) for y in labels]),
+    }
+
+
+def concat(batches: Sequence[Batch], pad_token_id: int) -> Batch:
+    """Stack batches of one family along the batch axis, re-padding to the widest."""
+    out: Batch = {}
+    for key in batches[0]:
+        parts = [b[key] for b in batches]
+        if parts[0].dim() == 1:
+            out[key] = torch.cat(parts)
+            continue
+        width = max(p.shape[1] for p in parts)
+        fill = {"input_ids": pad_token_id, "attention_mask": 0, "labels": IGNORE}[key]
+        out[key] = torch.cat([nn.functional.pad(p, (0, width - p.shape[1]), value=fill) for p in parts])
+    return out
+
+
+def to_device(batch: Batch, device: torch.device | str) -> Batch:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def forward(model: nn.Module, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Logits of ``model`` on ``batch``; with ``params``, those tensors replace the model's own (functionally)."""
+    kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if "labels" in batch and batch["labels"].dim() == 2 and getattr(model.config, "is_encoder_decoder", False):
+        # Decoder inputs from the labels without passing labels, so the model does not compute a loss we discard.
+        kwargs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
+    if params:
+        out = functional_call(model, params, args=(), kwargs=kwargs, strict=False)
+    else:
+        out = model(**kwargs)
+    return out if isinstance(out, torch.Tensor) else out.logits

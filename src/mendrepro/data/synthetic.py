@@ -1,0 +1,538 @@
+"""The seeded synthetic "fictional world" of the tiny profile.
+
+Persons (subjects) have one fact per relation; objects are invented cities, countries, companies, instruments,
+sports and languages. The world is written in the real datasets' file formats (zsRE and FEVER KILT jsonl, NQ
+json, Wikitext-103 raw), so the same loaders read the tiny and the paper data.
+
+Text convention: every token is separated by one space, punctuation included ("Where was Balorin born ?"), so
+a whitespace+punctuation pre-tokenizer splits it identically everywhere and decoding (join with spaces)
+reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mendrepro.data.formats import write_json_atomic, write_jsonl_atomic, write_text_atomic
+
+SPLITS = ("train", "dev", "nq")
+FEVER_LABELS = ("SUPPORTS", "REFUTES")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Size and seed of the fictional world."""
+
+    seed: int = 0
+    n_subjects: int = 200
+    n_objects_per_type: int = 24
+    n_dev_facts: int = 100
+    n_nq_facts: int = 100
+    n_wiki_valid: int = 40
+    wiki_min_words: int = 50  # the release keeps Wikitext paragraphs of >= 50 words; every paragraph passes
+
+    def __post_init__(self) -> None:
+        n_facts = self.n_subjects * len(RELATIONS)
+        if self.n_subjects < 2:
+            raise ValueError(f"WorldConfig.n_subjects must be >= 2, got {self.n_subjects}")
+        if self.n_objects_per_type < 8:
+            # 1 true object + up to 6 alternatives + a distinct wrong object for FEVER.
+            raise ValueError(f"WorldConfig.n_objects_per_type must be >= 8, got {self.n_objects_per_type}")
+        if self.n_dev_facts < 1 or self.n_nq_facts < 2 or self.n_dev_facts + self.n_nq_facts >= n_facts:
+            raise ValueError(
+                f"WorldConfig: need n_dev_facts >= 1, n_nq_facts >= 2 and n_dev_facts + n_nq_facts < "
+                f"{n_facts} (n_subjects * {len(RELATIONS)} relations); got {self.n_dev_facts}, {self.n_nq_facts}"
+            )
+        if not 1 <= self.n_wiki_valid < self.n_subjects:
+            raise ValueError(f"WorldConfig.n_wiki_valid must be in [1, n_subjects), got {self.n_wiki_valid}")
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A relation with its paraphrase templates; `{s}` is the subject and `{o}` the object."""
+
+    name: str
+    object_type: str
+    questions: tuple[str, ...]  # zsRE / NQ questions; template 0 is the zsRE `input`
+    claims: tuple[str, ...]  # FEVER claims; template 0 is the FEVER `input`
+    statements: tuple[str, ...]  # Wikitext prose sentences
+
+    def question(self, i: int, s: str) -> str:
+        return self.questions[i].format(s=s)
+
+    def claim(self, i: int, s: str, o: str) -> str:
+        return self.claims[i].format(s=s, o=o)
+
+    def statement(self, i: int, s: str, o: str) -> str:
+        return self.statements[i].format(s=s, o=o)
+
+
+RELATIONS: tuple[Relation, ...] = (
+    Relation(
+        "born_in",
+        "city",
+        (
+            "Where was {s} born ?",
+            "In which city was {s} born ?",
+            "What is the birthplace of {s} ?",
+            "What city was {s} born in ?",
+            "Which city is the place of birth of {s} ?",
+            "{s} was born in which city ?",
+        ),
+        (
+            "{s} was born in {o} .",
+            "The birthplace of {s} is {o} .",
+            "{o} is the city where {s} was born .",
+            "{s} is a native of {o} .",
+            "The place of birth of {s} is {o} .",
+        ),
+        (
+            "{s} was born in the city of {o} and spent the early years of childhood there .",
+            "Records show that {s} was born in {o} , a city remembered fondly in later years .",
+        ),
+    ),
+    Relation(
+        "citizen_of",
+        "country",
+        (
+            "Which country is {s} a citizen of ?",
+            "What is the nationality of {s} ?",
+            "Of which country is {s} a citizen ?",
+            "What country does {s} hold citizenship in ?",
+            "{s} is a citizen of which country ?",
+        ),
+        (
+            "{s} is a citizen of {o} .",
+            "The nationality of {s} is that of {o} .",
+            "{s} holds citizenship in {o} .",
+            "{o} is the country of which {s} is a citizen .",
+            "{s} carries a passport issued by {o} .",
+        ),
+        (
+            "{s} holds the citizenship of {o} and has kept it throughout a long life .",
+            "As a citizen of {o} , {s} has often travelled abroad on official business .",
+        ),
+    ),
+    Relation(
+        "works_for",
+        "company",
+        (
+            "Which company does {s} work for ?",
+            "Who is the employer of {s} ?",
+            "For which company does {s} work ?",
+            "What company employs {s} ?",
+            "{s} works for which company ?",
+        ),
+        (
+            "{s} works for {o} .",
+            "The employer of {s} is {o} .",
+            "{o} employs {s} .",
+            "{s} is employed by {o} .",
+            "{s} is on the staff of {o} .",
+        ),
+        (
+            "For many years {s} has worked for {o} , where colleagues describe a careful and patient manner .",
+            "{s} joined {o} as a young employee and still works for the company today .",
+        ),
+    ),
+    Relation(
+        "plays",
+        "instrument",
+        (
+            "Which instrument does {s} play ?",
+            "What instrument does {s} play ?",
+            "What musical instrument is played by {s} ?",
+            "{s} plays which instrument ?",
+            "Which instrument is {s} known to play ?",
+        ),
+        (
+            "{s} plays the {o} .",
+            "The instrument played by {s} is the {o} .",
+            "{s} is a player of the {o} .",
+            "{s} performs music on the {o} .",
+            "The {o} is the instrument of {s} .",
+        ),
+        (
+            "In the evenings {s} plays the {o} , an instrument learned from an old teacher .",
+            "{s} is known among friends as a gifted player of the {o} .",
+        ),
+    ),
+    Relation(
+        "speaks",
+        "language",
+        (
+            "Which language does {s} speak ?",
+            "What language does {s} speak ?",
+            "What is the native language of {s} ?",
+            "In which language does {s} talk ?",
+            "{s} speaks which language ?",
+        ),
+        (
+            "{s} speaks {o} .",
+            "The native language of {s} is {o} .",
+            "{s} talks in {o} .",
+            "{o} is the language spoken by {s} .",
+            "{s} is a speaker of {o} .",
+        ),
+        (
+            "At home {s} speaks {o} , the language used by the family for generations .",
+            "{s} speaks {o} fluently and has written several letters in that language .",
+        ),
+    ),
+    Relation(
+        "practises",
+        "sport",
+        (
+            "Which sport does {s} practise ?",
+            "What sport does {s} practise ?",
+            "What sport is {s} known for ?",
+            "Which sport does {s} compete in ?",
+            "{s} practises which sport ?",
+        ),
+        (
+            "{s} practises {o} .",
+            "The sport of {s} is {o} .",
+            "{s} competes in {o} .",
+            "{o} is the sport practised by {s} .",
+            "{s} is an athlete in {o} .",
+        ),
+        (
+            "Every weekend {s} practises {o} with a small club of devoted amateurs .",
+            "{s} took up {o} at school and has competed in the sport ever since .",
+        ),
+    ),
+)
+RELATIONS_BY_NAME = {r.name: r for r in RELATIONS}
+OBJECT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(r.object_type for r in RELATIONS))
+
+# Name parts. Two-word names (a modifier word plus an invented word) give multi-token edit targets.
+_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st", "tr")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ou", "ei")
+_CODAS = ("", "", "", "n", "r", "l", "s", "th", "m")
+# object type -> (modifier words, position "pre"/"post", probability of a two-word name, single-word suffixes)
+_NAME_STYLE: dict[str, tuple[tuple[str, ...], str, float, tuple[str, ...]]] = {
+    "city": (("Port", "New", "San", "Fort", "Lake"), "pre", 0.35, ("", "", "burg", "ton")),
+    "country": (("North", "South", "East", "West"), "pre", 0.25, ("", "ia", "land")),
+    "company": (("Works", "Systems", "Industries", "Labs", "Holdings"), "post", 0.5, ("", "co")),
+    "instrument": (("horn", "harp", "drum", "flute", "pipe"), "post", 0.5, ("", "ina")),
+    "sport": (("ball", "racing", "polo"), "post", 0.35, ("", "ing")),
+    "language": ((), "pre", 0.0, ("ish", "ese", "ic", "an")),
+}
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]+")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One (subject, relation, object) triple with the seeded choices made for it."""
+
+    id: int
+    subject: str
+    subject_id: int
+    relation: str
+    object: str
+    split: str  # "train" | "dev" (zsRE / FEVER) or "nq" (locality only)
+    alternatives: tuple[str, ...]  # 4-6 other objects of the same type (zsRE edit targets)
+    wrong_object: str  # the false object of this fact's REFUTES claims
+    fever_supports: bool  # whether this fact's FEVER record is the true claim
+    nq_template: int  # question template used in the NQ files
+
+
+@dataclass(frozen=True)
+class Article:
+    """A Wikitext-style article: a title and paragraphs (one line each)."""
+
+    title: str
+    paragraphs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything generated from a WorldConfig."""
+
+    config: WorldConfig
+    subjects: tuple[str, ...]
+    objects: dict[str, tuple[str, ...]]  # object type -> names
+    relations: tuple[Relation, ...]
+    facts: tuple[Fact, ...]
+    splits: dict[str, tuple[int, ...]]  # split -> fact ids, in file order
+    wiki_train: tuple[Article, ...]
+    wiki_valid: tuple[Article, ...]
+
+    def split_facts(self, split: str) -> list[Fact]:
+        return [self.facts[i] for i in self.splits[split]]
+
+
+def _template_words() -> set[str]:
+    words: set[str] = set()
+    for r in RELATIONS:
+        for t in (*r.questions, *r.claims, *r.statements):
+            words.update(w.lower() for w in _TOKEN_RE.findall(t.replace("{s}", "").replace("{o}", "")))
+    for mods, _, _, _ in _NAME_STYLE.values():
+        words.update(m.lower() for m in mods)
+    return words | {"almanac", "world", "facts", "of", "the"}
+
+
+def _make_names(
+    rng: random.Random, n: int, taken: set[str], syllables: tuple[int, int], suffixes: tuple[str, ...] = ("",)
+) -> list[str]:
+    """Draw `n` new unique capitalised invented words (lower-cased forms recorded in `taken`)."""
+    names: list[str] = []
+    while len(names) < n:
+        k = rng.randint(*syllables)
+        parts = [rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(k)]
+        stem, suffix = "".join(parts) + rng.choice(_CODAS), rng.choice(suffixes)
+        if suffix[:1] in "aeiou" and suffix:
+            stem = stem.rstrip("aeiou")  # "Gai" + "ina" -> "Gina", not "Gaiina"
+        word = (stem + suffix).capitalize()
+        if word.lower() in taken or len(word) < 4:
+            continue
+        taken.add(word.lower())
+        names.append(word)
+    return names
+
+
+def generate_world(cfg: WorldConfig | None = None) -> World:
+    """Generate the world; identical configs give identical worlds (one `random.Random(seed)`)."""
+    cfg = cfg or WorldConfig()
+    rng = random.Random(cfg.seed)
+    taken = _template_words()  # invented words never collide with template words or each other
+
+    subjects = tuple(_make_names(rng, cfg.n_subjects, taken, (2, 3)))
+    objects: dict[str, tuple[str, ...]] = {}
+    for otype in OBJECT_TYPES:
+        mods, pos, p_two, suffixes = _NAME_STYLE[otype]
+        bases = _make_names(rng, cfg.n_objects_per_type, taken, (1, 2), suffixes)
+        names = []
+        for base in bases:
+            if mods and rng.random() < p_two:
+                mod = rng.choice(mods)
+                names.append(f"{mod} {base}" if pos == "pre" else f"{base} {mod}")
+            else:
+                names.append(base)
+        objects[otype] = tuple(names)
+
+    # One fact per (subject, relation); objects uniform over the type.
+    facts_raw = []
+    for si, s in enumerate(subjects):
+        for r in RELATIONS:
+            pool = objects[r.object_type]
+            o = rng.choice(pool)
+            others = [x for x in pool if x != o]
+            alternatives = tuple(rng.sample(others, rng.randint(4, 6)))
+            wrong = rng.choice(others)
+            facts_raw.append((s, si, r.name, o, alternatives, wrong, rng.randrange(len(r.questions))))
+
+    # Deterministic split by (subject, relation): shuffle once, then dev | nq | train.
+    order = list(range(len(facts_raw)))
+    rng.shuffle(order)
+    dev_ids = tuple(order[: cfg.n_dev_facts])
+    nq_ids = tuple(order[cfg.n_dev_facts : cfg.n_dev_facts + cfg.n_nq_facts])
+    train_ids = tuple(order[cfg.n_dev_facts + cfg.n_nq_facts :])
+    split_of = {i: "dev" for i in dev_ids} | {i: "nq" for i in nq_ids} | {i: "train" for i in train_ids}
+    # FEVER labels alternate along each split's (shuffled) file order: exactly balanced, not tied to relation.
+    supports = {i: k % 2 == 0 for ids in (train_ids, dev_ids, nq_ids) for k, i in enumerate(ids)}
+    facts = tuple(
+        Fact(i, s, si, rel, o, split_of[i], alts, wrong, supports[i], nq_t)
+        for i, (s, si, rel, o, alts, wrong, nq_t) in enumerate(facts_raw)
+    )
+    splits = {"train": train_ids, "dev": dev_ids, "nq": nq_ids}
+
+    wiki_train, wiki_valid = _make_wiki(rng, cfg, subjects, facts)
+    return World(cfg, subjects, objects, RELATIONS, facts, splits, wiki_train, wiki_valid)
+
+
+def _make_wiki(
+    rng: random.Random, cfg: WorldConfig, subjects: tuple[str, ...], facts: tuple[Fact, ...]
+) -> tuple[tuple[Article, ...], tuple[Article, ...]]:
+    by_subject: dict[int, list[Fact]] = {}
+    for f in facts:
+        by_subject.setdefault(f.subject_id, []).append(f)
+
+    articles = []
+    for si, s in enumerate(subjects):
+        fs = list(by_subject[si])
+        rng.shuffle(fs)  # vary the sentence order per article
+        sentences = []
+        for f in fs:
+            r = RELATIONS_BY_NAME[f.relation]
+            sentences.append(r.statement(rng.randrange(len(r.statements)), s, f.object))
+        # Restate facts with the other template until the paragraph passes the release's length filter.
+        k = 0
+        while sum(len(x.split()) for x in sentences) < cfg.wiki_min_words:
+            f = fs[k % len(fs)]
+            r = RELATIONS_BY_NAME[f.relation]
+            sentences.append(r.statement(k % len(r.statements), s, f.object))
+            k += 1
+        articles.append(Article(s, (" ".join(sentences),)))
+
+    valid_idx = set(rng.sample(range(len(subjects)), cfg.n_wiki_valid))
+    valid = tuple(a for i, a in enumerate(articles) if i in valid_idx)
+    train = [a for i, a in enumerate(articles) if i not in valid_idx]
+
+    # An "almanac" in the train corpus: one short sentence for every fact, so the LM corpus covers the world.
+    shuffled = list(facts)
+    rng.shuffle(shuffled)
+    short = []
+    for f in shuffled:
+        r = RELATIONS_BY_NAME[f.relation]
+        short.append(r.claim(rng.randrange(len(r.claims)), f.subject, f.object))
+    paragraphs: list[list[str]] = [[]]
+    for sent in short:
+        if sum(len(x.split()) for x in paragraphs[-1]) >= cfg.wiki_min_words:
+            paragraphs.append([])
+        paragraphs[-1].append(sent)
+    if len(paragraphs) > 1 and sum(len(x.split()) for x in paragraphs[-1]) < cfg.wiki_min_words:
+        paragraphs[-2].extend(paragraphs.pop())  # no short last paragraph, or the filter would drop facts
+    train.append(Article("Almanac of the world", tuple(" ".join(p) for p in paragraphs)))
+    return tuple(train), valid
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Records in the real datasets' formats
+
+
+def zsre_record(fact: Fact) -> dict:
+    """A zsRE KILT record (`structured_zeroshot-*-new_annotated_final.jsonl`) for one fact."""
+    r = RELATIONS_BY_NAME[fact.relation]
+    questions = [r.question(i, fact.subject) for i in range(len(r.questions))]
+    return {
+        "id": f"synth-zsre-{fact.id:06d}",
+        "input": questions[0],
+        "output": [
+            {
+                "answer": fact.object,
+                "provenance": [{"wikipedia_id": str(100000 + fact.subject_id), "title": fact.subject}],
+            }
+        ],
+        "meta": {"template_questions": questions},
+        "prediction": fact.object,
+        "alternatives": list(fact.alternatives),
+        "filtered_rephrases": questions[1:],
+    }
+
+
+def fever_record(fact: Fact) -> dict:
+    """A FEVER KILT record (`fever-*-kilt.jsonl`): the true claim (SUPPORTS) or a false one (REFUTES)."""
+    r = RELATIONS_BY_NAME[fact.relation]
+    obj = fact.object if fact.fever_supports else fact.wrong_object
+    claims = [r.claim(i, fact.subject, obj) for i in range(len(r.claims))]
+    label, other = FEVER_LABELS if fact.fever_supports else FEVER_LABELS[::-1]
+    return {
+        "id": f"synth-fever-{fact.id:06d}",
+        "input": claims[0],
+        "output": [{"answer": label}],
+        "prediction": label,
+        "alternatives": [other],
+        "filtered_rephrases": claims[1:],
+    }
+
+
+def nq_file(facts: list[Fact]) -> dict:
+    """An NQ file (`{"questions": [...], "answers": [[...], ...]}`)."""
+    questions = [RELATIONS_BY_NAME[f.relation].question(f.nq_template, f.subject) for f in facts]
+    return {"questions": questions, "answers": [[f.object] for f in facts]}
+
+
+def wikitext_raw(articles: tuple[Article, ...]) -> str:
+    """Articles in the wikitext-103-raw layout (leading space, ` = Title = ` headings, ` ` blank lines)."""
+    lines = [" "]
+    for a in articles:
+        lines += [f" = {a.title} = ", " "]
+        for p in a.paragraphs:
+            lines += [f" {p} ", " "]
+    return "\n".join(lines) + "\n"
+
+
+def pretrain_qa_rows(world: World) -> list[dict]:
+    """Every zsRE train+dev and NQ fact with every question template (the seq2seq base model learns these)."""
+    rows = []
+    for f in world.facts:
+        r = RELATIONS_BY_NAME[f.relation]
+        rows += [{"question": r.question(i, f.subject), "answer": f.object} for i in range(len(r.questions))]
+    return rows
+
+
+def pretrain_fever_rows(world: World) -> list[dict]:
+    """Every fact with every claim template, true (label 1) and false (label 0, the fact's wrong object)."""
+    rows = []
+    for f in world.facts:
+        r = RELATIONS_BY_NAME[f.relation]
+        for i in range(len(r.claims)):
+            rows.append({"claim": r.claim(i, f.subject, f.object), "label": 1})
+            rows.append({"claim": r.claim(i, f.subject, f.wrong_object), "label": 0})
+    return rows
+
+
+WORLD_FILES: dict[str, str] = {
+    "zsre_train": "zsre/structured_zeroshot-train-new_annotated_final.jsonl",
+    "zsre_dev": "zsre/structured_zeroshot-dev-new_annotated_final.jsonl",
+    "fever_train": "fever/fever-train-kilt.jsonl",
+    "fever_dev": "fever/fever-dev-kilt.jsonl",
+    "nq_train": "nq/train.json",
+    "nq_dev": "nq/dev.json",
+    "wiki_train": "wikitext/wiki.train.raw",
+    "wiki_valid": "wikitext/wiki.valid.raw",
+    "pretrain_qa": "pretrain/zsre_qa_train.jsonl",
+    "pretrain_fever": "pretrain/fever_train.jsonl",
+    "world": "world.json",
+}
+
+
+def world_summary(world: World) -> dict:
+    """The content of `world.json`: config, counts, relations and templates, file layout."""
+    return {
+        "config": asdict(world.config),
+        "counts": {
+            "subjects": len(world.subjects),
+            "objects": {t: len(v) for t, v in world.objects.items()},
+            "facts": len(world.facts),
+            "zsre_train": len(world.splits["train"]),
+            "zsre_dev": len(world.splits["dev"]),
+            "nq_train": len(world.splits["nq"]) // 2,
+            "nq_dev": len(world.splits["nq"]) - len(world.splits["nq"]) // 2,
+            "wiki_train_articles": len(world.wiki_train),
+            "wiki_valid_articles": len(world.wiki_valid),
+        },
+        "relations": [asdict(r) for r in world.relations],
+        "files": dict(WORLD_FILES),
+    }
+
+
+def write_world(world: World, out_dir: Path) -> dict[str, Path]:
+    """Write every world file under `out_dir` (each atomically); returns name -> path (keys of WORLD_FILES)."""
+    out_dir = Path(out_dir)
+    paths = {k: out_dir / v for k, v in WORLD_FILES.items()}
+    for split in ("train", "dev"):
+        facts = world.split_facts(split)
+        write_jsonl_atomic(paths[f"zsre_{split}"], (zsre_record(f) for f in facts))
+        write_jsonl_atomic(paths[f"fever_{split}"], (fever_record(f) for f in facts))
+    nq = world.split_facts("nq")
+    half = len(nq) // 2
+    write_json_atomic(paths["nq_train"], nq_file(nq[:half]), indent=None)
+    write_json_atomic(paths["nq_dev"], nq_file(nq[half:]), indent=None)
+    write_text_atomic(paths["wiki_train"], wikitext_raw(world.wiki_train))
+    write_text_atomic(paths["wiki_valid"], wikitext_raw(world.wiki_valid))
+    write_jsonl_atomic(paths["pretrain_qa"], pretrain_qa_rows(world))
+    write_jsonl_atomic(paths["pretrain_fever"], pretrain_fever_rows(world))
+    write_json_atomic(paths["world"], world_summary(world))
+    return paths
+
+
+def all_world_texts(world: World) -> list[str]:
+    """Every string the world can emit (names, questions, answers, claims, wiki text), for the vocabulary."""
+    texts: list[str] = list(world.subjects)
+    for names in world.objects.values():
+        texts += names
+    for f in world.facts:
+        r = RELATIONS_BY_NAME[f.relation]
+        texts += [r.question(i, f.subject) for i in range(len(r.questions))]
+        for o in (f.object, f.wrong_object):
+            texts += [r.claim(i, f.subject, o) for i in range(len(r.claims))]
+        texts += [r.statement(i, f.subject, f.object) for i in range(len(r.statements))]
+    for a in (*world.wiki_train, *world.wiki_valid):
+        texts.append(f"= {a.title} =")
+        texts += a.paragraphs
+    return texts

@@ -1,0 +1,104 @@
+"""The interface every editor implements, and the gradient capture the gradient-based editors share."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mendrepro.batches import Batch, forward
+from mendrepro.losses import nll_per_example
+from mendrepro.models import is_transposed, module_of
+
+
+class Editor(nn.Module, abc.ABC):
+    """Maps a batch of edit requests to new values of the edited parameters.
+
+    The base model is held but not registered as a submodule, so the editor's ``state_dict`` and optimiser see
+    only the editor's own parameters; editing is functional, the base model's tensors are never written.
+    """
+
+    def __init__(self, model: nn.Module, family: str, param_names: list[str]):
+        super().__init__()
+        self.__dict__["model"] = model
+        self.family = family
+        self.param_names = list(param_names)
+
+    def base_params(self) -> dict[str, torch.Tensor]:
+        """The pre-edit values of the edited parameters."""
+        named = dict(self.model.named_parameters())
+        return {n: named[n] for n in self.param_names}
+
+    @abc.abstractmethod
+    def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
+        """New values of the edited parameters after applying every edit in ``inner``."""
+
+
+@dataclass
+class Capture:
+    """What one backward pass on the edit examples yields for each edited matrix."""
+
+    loss: torch.Tensor
+    grads: dict[str, torch.Tensor]
+    inputs: dict[str, torch.Tensor]  # u: [rows, in]
+    out_grads: dict[str, torch.Tensor]  # δ: [rows, out]
+
+
+@contextmanager
+def _io_hooks(model: nn.Module, names: list[str], store_u: dict, store_d: dict) -> Iterator[None]:
+    handles = []
+    for name in names:
+
+        def fwd_hook(_mod, args, output, name=name):
+            u = args[0]
+            store_u[name] = u.detach().reshape(-1, u.shape[-1]).float()
+            if output.requires_grad:
+
+                def grad_hook(g, name=name):
+                    store_d[name] = g.detach().reshape(-1, g.shape[-1]).float()
+
+                output.register_hook(grad_hook)
+
+        handles.append(module_of(model, name).register_forward_hook(fwd_hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def capture_edit_gradients(
+    model: nn.Module,
+    family: str,
+    names: list[str],
+    batch: Batch,
+    params: dict[str, torch.Tensor] | None = None,
+    create_graph: bool = False,
+) -> Capture:
+    """Backward pass of the edit loss, returning ∇W and each edited layer's inputs u and output gradients δ.
+
+    The loss is the sum over examples of each example's token-mean NLL, so the update of a batch of k edits is
+    exactly the sum of the k single-edit updates. ``params`` (optional) replaces the model's own edited weights.
+    """
+    named = dict(model.named_parameters())
+    if params is None:
+        weights = {n: named[n].detach().requires_grad_(True) for n in names}
+    else:
+        weights = {n: params[n] if params[n].requires_grad else params[n].detach().requires_grad_(True) for n in names}
+    store_u: dict[str, torch.Tensor] = {}
+    store_d: dict[str, torch.Tensor] = {}
+    with torch.enable_grad(), _io_hooks(model, names, store_u, store_d):
+        logits = forward(model, batch, weights)
+        loss = nll_per_example(family, logits, batch["labels"]).sum()
+        grads = torch.autograd.grad(loss, [weights[n] for n in names], create_graph=create_graph)
+    return Capture(loss.detach(), dict(zip(names, grads, strict=True)), store_u, store_d)
+
+
+def outer_product_update(model: nn.Module, name: str, u: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Σ_rows δ uᵀ in the stored layout of parameter ``name`` (Conv1D stores (in, out), Linear (out, in))."""
+    delta_w = d.transpose(0, 1) @ u  # [out, in]
+    return delta_w.transpose(0, 1) if is_transposed(module_of(model, name)) else delta_w

@@ -1,0 +1,214 @@
+"""MEND: Model Editor Networks with Gradient Decomposition (Mitchell et al., ICLR 2022), as released.
+
+For an edited matrix W with layer input u and output gradient δ, the fine-tuning gradient is Σ_rows δ uᵀ.
+MEND maps each normalised pair (ū, δ̄) through a small residual low-rank network g to (ũ, δ̃) and edits
+W ← W + sign · α_W · Σ_rows δ̃ ũᵀ (``sign`` +1 as released, −1 as the paper writes it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mendrepro.batches import Batch
+from mendrepro.editors.base import Editor, capture_edit_gradients, outer_product_update
+from mendrepro.models import is_transposed, module_of
+
+MODES = ("combine", "only_u", "only_delta", "only_smaller")
+
+
+@dataclass(frozen=True)
+class MendConfig:
+    """MEND's architecture; the ablations of Table 6 are settings of these fields."""
+
+    rank: int = 1920
+    init: str = "id"  # "id" (U = 0, residual) or "xavier" (no residual)
+    norm: bool = True
+    share: bool = True
+    mode: str = "combine"
+    alpha_init: float = 1e-4
+    sign: int = 1
+    n_blocks: int = 2
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"MEND mode must be one of {MODES}, got {self.mode!r}")
+        if self.init not in ("id", "xavier"):
+            raise ValueError(f"MEND init must be 'id' or 'xavier', got {self.init!r}")
+        if self.sign not in (1, -1):
+            raise ValueError(f"MEND sign must be +1 (as released) or -1 (as in the paper), got {self.sign}")
+
+
+class RunningNorm(nn.Module):
+    """Per-coordinate running mean and std over every row ever seen (Welford/Chan, cumulative, no momentum)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("m2", torch.zeros(dim, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, rows: torch.Tensor) -> None:
+        rows = rows.detach().double()
+        n_b = rows.shape[0]
+        if n_b == 0:
+            return
+        mean_b = rows.mean(0)
+        m2_b = ((rows - mean_b) ** 2).sum(0)
+        n = self.count
+        total = n + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * (n_b / total)
+        self.m2 += m2_b + delta**2 * (n * n_b / total)
+        self.count += n_b
+
+    def std(self) -> torch.Tensor:
+        if self.count < 2:
+            return torch.ones_like(self.mean)
+        return (self.m2 / (self.count - 1)).sqrt()
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        mean, std = self.mean.to(rows.dtype), self.std().to(rows.dtype)
+        return (rows - mean) / (std + 1e-7)
+
+
+class LowRankBlock(nn.Module):
+    """x ↦ relu(scale[mode] ⊙ (U V x + b) + shift[mode]) (+ x when residual)."""
+
+    def __init__(self, dim: int, rank: int, n_modes: int | None, init: str):
+        super().__init__()
+        self.residual = init == "id"
+        self.u = nn.Parameter(torch.empty(dim, rank))
+        self.v = nn.Parameter(torch.empty(rank, dim))
+        self.b = nn.Parameter(torch.zeros(dim))
+        if init == "id":
+            nn.init.zeros_(self.u)
+            nn.init.normal_(self.v)
+        else:
+            nn.init.xavier_uniform_(self.u, gain=math.sqrt(2))
+            nn.init.xavier_uniform_(self.v, gain=1.0)
+        if n_modes is None:
+            self.scale = self.shift = None
+        else:
+            self.scale = nn.Parameter(torch.ones(n_modes, dim))
+            self.shift = nn.Parameter(torch.zeros(n_modes, dim))
+
+    def forward(self, x: torch.Tensor, mode: int | None) -> torch.Tensor:
+        pre = (x @ self.v.T) @ self.u.T + self.b
+        if self.scale is not None:
+            pre = pre * self.scale[mode] + self.shift[mode]
+        out = torch.relu(pre)
+        return out + x if self.residual else out
+
+
+class MendNet(nn.Module):
+    """The editor network g of one group of edited matrices: a stack of low-rank blocks of width ``dim``."""
+
+    def __init__(self, dim: int, cfg: MendConfig, n_modes: int | None):
+        super().__init__()
+        rank = min(cfg.rank, dim)
+        self.blocks = nn.ModuleList(LowRankBlock(dim, rank, n_modes, cfg.init) for _ in range(cfg.n_blocks))
+
+    def forward(self, x: torch.Tensor, mode: int | None) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, mode)
+        return x
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class MEND(Editor):
+    """The MEND editor over the edited matrices of one base model."""
+
+    def __init__(self, model: nn.Module, family: str, param_names: list[str], cfg: MendConfig):
+        super().__init__(model, family, param_names)
+        self.cfg = cfg
+        named = dict(model.named_parameters())
+        # (u_dim, δ_dim) of every edited matrix, in the layer's own terms whatever its storage layout.
+        self.dims: dict[str, tuple[int, int]] = {}
+        for n in param_names:
+            rows, cols = named[n].shape
+            self.dims[n] = (rows, cols) if is_transposed(module_of(model, n)) else (cols, rows)
+        # Group the matrices: by shape when shared, one per matrix otherwise; a mode index keeps layers apart.
+        self.group: dict[str, str] = {}
+        self.mode_of: dict[str, int | None] = {}
+        members: dict[str, list[str]] = {}
+        for n in param_names:
+            g = f"{self.dims[n][0]}x{self.dims[n][1]}" if cfg.share else _key(n)
+            self.group[n] = g
+            members.setdefault(g, []).append(n)
+        for _g, ns in members.items():
+            for i, n in enumerate(ns):
+                self.mode_of[n] = i if cfg.share else None
+        self.norms = nn.ModuleDict()
+        self.nets = nn.ModuleDict()
+        for g, ns in members.items():
+            d_u, d_d = self.dims[ns[0]]
+            n_modes = len(ns) if cfg.share else None
+            self.norms[g] = RunningNorm(d_u + d_d)
+            width = self._net_width(d_u, d_d)
+            if width:
+                self.nets[g] = MendNet(width, cfg, n_modes)
+        self.alpha = nn.ParameterDict({_key(n): nn.Parameter(torch.tensor(cfg.alpha_init)) for n in param_names})
+
+    def _transformed_side(self, d_u: int, d_d: int) -> str:
+        if self.cfg.mode == "only_smaller":
+            return "only_u" if d_u <= d_d else "only_delta"
+        return self.cfg.mode
+
+    def _net_width(self, d_u: int, d_d: int) -> int:
+        side = self._transformed_side(d_u, d_d)
+        return {"combine": d_u + d_d, "only_u": d_u, "only_delta": d_d}[side]
+
+    def transform(self, name: str, u: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u, δ) rows ↦ (ũ, δ̃) rows for edited matrix ``name`` (normalising, and updating the norm if training)."""
+        g, mode = self.group[name], self.mode_of[name]
+        d_u = u.shape[1]
+        z = torch.cat([u, d], dim=1)
+        if self.cfg.norm:
+            if self.training:
+                self.norms[g].update(z)
+            z = self.norms[g](z)
+        u_bar, d_bar = z[:, :d_u], z[:, d_u:]
+        side = self._transformed_side(*self.dims[name])
+        net = self.nets[g]
+        if side == "combine":
+            out = net(z, mode)
+            return out[:, :d_u], out[:, d_u:]
+        if side == "only_u":
+            return net(u_bar, mode), d_bar
+        return u_bar, net(d_bar, mode)
+
+    def updates(self, inner: Batch) -> dict[str, torch.Tensor]:
+        """Σ_rows δ̃ ũᵀ for every edited matrix, in its stored layout (before the step size α)."""
+        cap = capture_edit_gradients(self.model, self.family, self.param_names, inner)
+        out = {}
+        for n in self.param_names:
+            u, d = cap.inputs[n], cap.out_grads[n]
+            # Padding rows carry no signal; dropping them keeps them out of the running statistics too.
+            keep = (u != 0).any(1) & (d != 0).any(1)
+            u_t, d_t = self.transform(n, u[keep], d[keep])
+            out[n] = outer_product_update(self.model, n, u_t, d_t)
+        return out
+
+    def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
+        base = self.base_params()
+        return {
+            n: base[n] + self.cfg.sign * self.alpha[_key(n)] * delta.to(base[n].dtype)
+            for n, delta in self.updates(inner).items()
+        }
+
+
+def mend_config_from_dict(d: dict) -> MendConfig:
+    """A MendConfig from a config mapping, rejecting unknown keys by name."""
+    fields = set(MendConfig.__dataclass_fields__)
+    unknown = set(d) - fields
+    if unknown:
+        raise ValueError(f"unknown MEND option(s) {sorted(unknown)}; known: {sorted(fields)}")
+    return MendConfig(**d)

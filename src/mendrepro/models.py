@@ -1,0 +1,202 @@
+"""Base models: build the tiny stand-ins, save/load them, and select the parameters an editor may change.
+
+Every model is addressed through a *family* (``seq2seq``, ``lm``, ``binary``) so editors and metrics never look
+at the architecture; which weights are edited is a list of regular expressions in the model's config entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import (
+    BartConfig,
+    BartForConditionalGeneration,
+    BertConfig,
+    BertModel,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
+from transformers.pytorch_utils import Conv1D
+
+FAMILIES = {"bart": "seq2seq", "gpt2": "lm", "bert": "binary"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One base model: its architecture, size, and which weights editors change."""
+
+    name: str
+    arch: str  # bart | gpt2 | bert
+    edit_params: tuple[str, ...]
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ffn: int = 512
+    max_len: int = 64
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        return FAMILIES[self.arch]
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict) -> ModelSpec:
+        known = {k: d[k] for k in ("arch", "d_model", "n_layers", "n_heads", "d_ffn", "max_len") if k in d}
+        if "arch" not in known:
+            raise ValueError(f"model '{name}': missing 'arch' (one of {sorted(FAMILIES)})")
+        if known["arch"] not in FAMILIES:
+            raise ValueError(f"model '{name}': unknown arch '{known['arch']}' (one of {sorted(FAMILIES)})")
+        return cls(name=name, edit_params=tuple(d["edit_params"]), extra=dict(d.get("extra", {})), **known)
+
+
+class BertClassifier(nn.Module):
+    """BERT encoder + Linear(hidden→1) on the pooled output: the FEVER binary classifier of the paper."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+
+    def forward(self, input_ids, attention_mask=None, **_):
+        pooled = self.bert(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+        return self.classifier(pooled).squeeze(-1)
+
+    def save_pretrained(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.config.save_pretrained(path)
+        torch.save(self.state_dict(), path / "classifier.pt")
+
+    @classmethod
+    def from_pretrained(cls, path: Path) -> BertClassifier:
+        model = cls(BertConfig.from_pretrained(path))
+        model.load_state_dict(torch.load(Path(path) / "classifier.pt", map_location="cpu", weights_only=True))
+        return model
+
+
+def build_model(spec: ModelSpec, tok: PreTrainedTokenizerFast, seed: int) -> nn.Module:
+    """A randomly initialised model of ``spec``'s architecture and size, over ``tok``'s vocabulary."""
+    torch.manual_seed(seed)
+    v = len(tok)
+    if spec.arch == "bart":
+        cfg = BartConfig(
+            vocab_size=v,
+            d_model=spec.d_model,
+            encoder_layers=spec.n_layers,
+            decoder_layers=spec.n_layers,
+            encoder_attention_heads=spec.n_heads,
+            decoder_attention_heads=spec.n_heads,
+            encoder_ffn_dim=spec.d_ffn,
+            decoder_ffn_dim=spec.d_ffn,
+            max_position_embeddings=spec.max_len,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=tok.bos_token_id,
+            forced_eos_token_id=None,
+            dropout=0.0,
+            attention_dropout=0.0,
+        )
+        return BartForConditionalGeneration(cfg)
+    if spec.arch == "gpt2":
+        cfg = GPT2Config(
+            vocab_size=v,
+            n_embd=spec.d_model,
+            n_layer=spec.n_layers,
+            n_head=spec.n_heads,
+            n_inner=spec.d_ffn,
+            n_positions=spec.max_len,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
+        return GPT2LMHeadModel(cfg)
+    if spec.arch == "bert":
+        cfg = BertConfig(
+            vocab_size=v,
+            hidden_size=spec.d_model,
+            num_hidden_layers=spec.n_layers,
+            num_attention_heads=spec.n_heads,
+            intermediate_size=spec.d_ffn,
+            max_position_embeddings=spec.max_len,
+            pad_token_id=tok.pad_token_id,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
+        return BertClassifier(cfg)
+    raise ValueError(f"unknown arch {spec.arch}")
+
+
+def save_model(model: nn.Module, tok: PreTrainedTokenizerFast, spec: ModelSpec, out_dir: Path) -> None:
+    """Write model, tokenizer and spec into ``out_dir`` atomically (temp dir, then rename)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "spec.json").write_text(json.dumps({"name": spec.name, "arch": spec.arch}))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_model(path: Path, arch: str) -> tuple[nn.Module, PreTrainedTokenizerFast]:
+    """Load a saved base model and its tokenizer; a clear error when the directory is missing."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"base model directory {path} not found; build it with `snakemake {path}` (tiny profile) "
+            "or download it (paper profile)"
+        )
+    tok = PreTrainedTokenizerFast.from_pretrained(path)
+    if arch == "bart":
+        model = BartForConditionalGeneration.from_pretrained(path)
+    elif arch == "gpt2":
+        model = GPT2LMHeadModel.from_pretrained(path)
+    elif arch == "bert":
+        model = BertClassifier.from_pretrained(path)
+    else:
+        raise ValueError(f"unknown arch {arch}")
+    model.eval()
+    return model, tok
+
+
+def edited_parameter_names(model: nn.Module, patterns: tuple[str, ...]) -> list[str]:
+    """Names of the parameters matching any of ``patterns`` (full match), in model order."""
+    names = [n for n, _ in model.named_parameters() if any(re.fullmatch(p, n) for p in patterns)]
+    if not names:
+        raise ValueError(f"no parameter matches the edit patterns {list(patterns)}")
+    return names
+
+
+def module_of(model: nn.Module, param_name: str) -> nn.Module:
+    """The module that owns parameter ``param_name``."""
+    return model.get_submodule(param_name.rsplit(".", 1)[0])
+
+
+def is_transposed(module: nn.Module) -> bool:
+    """GPT-2's Conv1D stores its weight as (in, out) where nn.Linear stores (out, in)."""
+    return isinstance(module, Conv1D)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

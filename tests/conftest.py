@@ -1,0 +1,54 @@
+"""Shared fixtures: a small word-level tokenizer and micro models of each family, built in memory."""
+
+from __future__ import annotations
+
+import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from mendrepro.models import ModelSpec, build_model
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>"]
+WORDS = "where was born in the city of who plays what is a an and to for on at by it he she they".split()
+WORDS += [f"w{i}" for i in range(40)]
+
+
+@pytest.fixture(scope="session")
+def tok() -> PreTrainedTokenizerFast:
+    vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
+    t = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=t,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        bos_token="<s>",
+        eos_token="</s>",
+    )
+
+
+MICRO_SPECS = {
+    "gpt2": ModelSpec(
+        name="gpt2", arch="gpt2", d_model=16, n_layers=3, n_heads=2, d_ffn=24,
+        edit_params=(r"transformer\.h\.[12]\.mlp\.(c_fc|c_proj)\.weight",),
+    ),
+    "bart": ModelSpec(
+        name="bart", arch="bart", d_model=16, n_layers=2, n_heads=2, d_ffn=24,
+        edit_params=(r"model\.(encoder|decoder)\.layers\.1\.(fc1|fc2)\.weight",),
+    ),
+    "bert": ModelSpec(
+        name="bert", arch="bert", d_model=16, n_layers=3, n_heads=2, d_ffn=24,
+        edit_params=(r"bert\.encoder\.layer\.[12]\.(intermediate|output)\.dense\.weight",),
+    ),
+}
+
+
+@pytest.fixture(params=sorted(MICRO_SPECS))
+def micro(request, tok):
+    """(spec, model) for each family, randomly initialised and in eval mode."""
+    spec = MICRO_SPECS[request.param]
+    model = build_model(spec, tok, seed=0).eval()
+    return spec, model

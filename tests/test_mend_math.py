@@ -1,0 +1,146 @@
+"""The mathematics of MEND: gradient decomposition, identity init, normalisation, batching, ablations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mendrepro.batches import binary_batch, concat, forward, lm_batch, seq2seq_batch
+from mendrepro.editors.base import capture_edit_gradients, outer_product_update
+from mendrepro.editors.mend import MEND, MendConfig, RunningNorm, _key
+from mendrepro.losses import nll_per_example
+from mendrepro.models import edited_parameter_names
+
+TEXTS = ["where was w1 born", "who plays w2 w3 in the city", "what is w4", "he was born in w5 w6 w7"]
+TARGETS = ["w8 w9", "w10", "w11 w12 w13", "w14"]
+
+
+def make_batch(spec, tok, idx):
+    texts, targets = [TEXTS[i] for i in idx], [TARGETS[i] for i in idx]
+    if spec.family == "seq2seq":
+        return seq2seq_batch(tok, texts, targets)
+    if spec.family == "lm":
+        return lm_batch(tok, texts, targets)
+    return binary_batch(tok, texts, [i % 2 for i in idx])
+
+
+def autograd_grads(model, spec, names, batch):
+    named = dict(model.named_parameters())
+    w = {n: named[n].detach().clone().requires_grad_(True) for n in names}
+    loss = nll_per_example(spec.family, forward(model, batch, w), batch["labels"]).sum()
+    return dict(zip(names, torch.autograd.grad(loss, list(w.values())), strict=True))
+
+
+def test_rank1_decomposition_equals_gradient(micro, tok):
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    batch = make_batch(spec, tok, [0, 1])
+    cap = capture_edit_gradients(model, spec.family, names, batch)
+    truth = autograd_grads(model, spec, names, batch)
+    for n in names:
+        u, d = cap.inputs[n], cap.out_grads[n]
+        assert torch.allclose(outer_product_update(model, n, u, d), truth[n], atol=1e-6, rtol=1e-4), n
+        assert torch.allclose(cap.grads[n], truth[n], atol=1e-6, rtol=1e-4), n
+        # One token's contribution is the rank-1 matrix δ_t u_tᵀ.
+        t = int(d.norm(dim=1).argmax())
+        one = outer_product_update(model, n, u[t : t + 1], d[t : t + 1])
+        assert torch.linalg.matrix_rank(one).item() == 1
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_untrained_mend_without_norm_is_gradient_step(micro, tok, sign):
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    mend = MEND(model, spec.family, names, MendConfig(rank=8, norm=False, sign=sign, alpha_init=1e-3)).eval()
+    with torch.no_grad():
+        for i, n in enumerate(names):
+            mend.alpha[_key(n)].fill_(1e-3 * (i + 1))
+    batch = make_batch(spec, tok, [2])
+    new = mend.edit(batch)
+    truth = autograd_grads(model, spec, names, batch)
+    base = dict(model.named_parameters())
+    for i, n in enumerate(names):
+        step = (new[n] - base[n]).detach()
+        assert torch.allclose(step, sign * 1e-3 * (i + 1) * truth[n], atol=1e-7, rtol=1e-3), n
+        assert truth[n].abs().max() > 0
+
+
+def test_untrained_mend_with_norm_sums_normalised_pairs(micro, tok):
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    mend = MEND(model, spec.family, names, MendConfig(rank=8, norm=True)).eval()
+    cap = capture_edit_gradients(model, spec.family, names, make_batch(spec, tok, [0, 1, 3]))
+    for n in names:  # give every norm non-trivial statistics
+        mend.norms[mend.group[n]].update(torch.cat([cap.inputs[n], cap.out_grads[n]], 1) * 3 + 1)
+    batch = make_batch(spec, tok, [1])
+    upd = mend.updates(batch)
+    cap = capture_edit_gradients(model, spec.family, names, batch)
+    for n in names:
+        u, d = cap.inputs[n], cap.out_grads[n]
+        keep = (u != 0).any(1) & (d != 0).any(1)
+        norm = mend.norms[mend.group[n]]
+        z = (torch.cat([u, d], 1)[keep] - norm.mean.float()) / (norm.std().float() + 1e-7)
+        expect = outer_product_update(model, n, z[:, : u.shape[1]], z[:, u.shape[1] :])
+        assert torch.allclose(upd[n], expect, atol=1e-4, rtol=1e-4), n
+
+
+def test_batch_of_k_edits_is_sum_of_single_updates(micro, tok):
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    torch.manual_seed(1)
+    mend = MEND(model, spec.family, names, MendConfig(rank=8)).eval()
+    with torch.no_grad():
+        for p in mend.nets.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # a non-identity editor network
+    singles = [mend.updates(make_batch(spec, tok, [i])) for i in range(4)]
+    batched = mend.updates(concat([make_batch(spec, tok, [i]) for i in range(4)], tok.pad_token_id))
+    for n in names:
+        total = sum(s[n] for s in singles)
+        assert torch.allclose(batched[n], total, atol=1e-4, rtol=1e-3), n
+
+
+def test_welford_matches_numpy():
+    rng = np.random.default_rng(0)
+    chunks = [rng.normal(3.0, 2.0, size=(k, 5)) for k in (1, 7, 30, 2)]
+    norm = RunningNorm(5)
+    for c in chunks:
+        norm.update(torch.tensor(c))
+    allrows = np.concatenate(chunks)
+    assert np.allclose(norm.mean.numpy(), allrows.mean(0))
+    assert np.allclose(norm.std().numpy(), allrows.std(0, ddof=1))
+    assert int(norm.count) == len(allrows)
+
+
+def test_norm_statistics_update_only_in_training(micro, tok):
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    mend = MEND(model, spec.family, names, MendConfig(rank=8))
+    batch = make_batch(spec, tok, [0])
+    mend.train()
+    mend.edit(batch)
+    counts = {g: float(nm.count) for g, nm in mend.norms.items()}
+    assert all(c > 0 for c in counts.values())
+    mend.eval()
+    mend.edit(batch)
+    assert counts == {g: float(nm.count) for g, nm in mend.norms.items()}
+
+
+def test_shared_networks_group_by_shape(micro, tok):
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    shared = MEND(model, spec.family, names, MendConfig(rank=8))
+    separate = MEND(model, spec.family, names, MendConfig(rank=8, share=False))
+    assert len(separate.nets) == len(names)
+    assert len(shared.nets) == len({shared.dims[n] for n in names}) < len(names)
+    assert all(b.scale is None for net in separate.nets.values() for b in net.blocks)
+
+
+def test_edit_leaves_base_model_untouched(micro, tok):
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mend = MEND(model, spec.family, names, MendConfig(rank=8, alpha_init=1.0))
+    new = mend.edit(make_batch(spec, tok, [0]))
+    assert any(not torch.equal(new[n], before[n]) for n in names)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
