@@ -14,7 +14,12 @@ class DataFormatError(ValueError):
     """A data file does not have the expected shape; the message names the file and the place."""
 
     def __init__(
-        self, path: str | os.PathLike[str], message: str, *, line: int | None = None, record: int | None = None
+        self,
+        path: str | os.PathLike[str],
+        message: str,
+        *,
+        line: int | None = None,
+        record: int | None = None,
     ) -> None:
         self.path = str(path)
         self.line = line
@@ -57,7 +62,9 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [obj for _, obj in iter_jsonl(path)]
 
 
-def require_str_list(obj: dict[str, Any], key: str, path: str | os.PathLike[str], line: int) -> tuple[str, ...]:
+def require_str_list(
+    obj: dict[str, Any], key: str, path: str | os.PathLike[str], line: int
+) -> tuple[str, ...]:
     """`obj[key]` as a tuple of strings, or a DataFormatError at `path:line`."""
     if key not in obj:
         raise DataFormatError(path, f"missing field {key!r}", line=line)

@@ -1,4 +1,7 @@
-"""Natural Questions locality data in the MEND release's format: `{"questions": [...], "answers": [[...], ...]}`."""
+"""Natural Questions locality data as the MEND release stores it.
+
+The file is `{"questions": [...], "answers": [[...], ...]}` (several acceptable answers per question).
+"""
 
 from __future__ import annotations
 

@@ -43,8 +43,9 @@ class WorldConfig:
             raise ValueError(f"WorldConfig.n_objects_per_type must be >= 8, got {self.n_objects_per_type}")
         if self.n_dev_facts < 1 or self.n_nq_facts < 2 or self.n_dev_facts + self.n_nq_facts >= n_facts:
             raise ValueError(
-                f"WorldConfig: need n_dev_facts >= 1, n_nq_facts >= 2 and n_dev_facts + n_nq_facts < "
-                f"{n_facts} (n_subjects * {len(RELATIONS)} relations); got {self.n_dev_facts}, {self.n_nq_facts}"
+                "WorldConfig: need n_dev_facts >= 1, n_nq_facts >= 2 and n_dev_facts + n_nq_facts < "
+                f"{n_facts} (n_subjects * {len(RELATIONS)} relations); "
+                f"got {self.n_dev_facts}, {self.n_nq_facts}"
             )
         if not 1 <= self.n_wiki_valid < self.n_subjects:
             raise ValueError(f"WorldConfig.n_wiki_valid must be in [1, n_subjects), got {self.n_wiki_valid}")
@@ -134,7 +135,7 @@ RELATIONS: tuple[Relation, ...] = (
             "{s} is on the staff of {o} .",
         ),
         (
-            "For many years {s} has worked for {o} , where colleagues describe a careful and patient manner .",
+            "For many years {s} has worked for {o} , where colleagues praise a careful and patient manner .",
             "{s} joined {o} as a young employee and still works for the company today .",
         ),
     ),
@@ -502,7 +503,7 @@ def world_summary(world: World) -> dict:
 
 
 def write_world(world: World, out_dir: Path) -> dict[str, Path]:
-    """Write every world file under `out_dir` (each atomically); returns name -> path (keys of WORLD_FILES)."""
+    """Write every world file under `out_dir`, each atomically; returns name -> path (keys of WORLD_FILES)."""
     out_dir = Path(out_dir)
     paths = {k: out_dir / v for k, v in WORLD_FILES.items()}
     for split in ("train", "dev"):

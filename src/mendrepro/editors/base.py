@@ -33,6 +33,10 @@ class Editor(nn.Module, abc.ABC):
         named = dict(self.model.named_parameters())
         return {n: named[n] for n in self.param_names}
 
+    def forward(self, inner: Batch) -> dict[str, torch.Tensor]:
+        # Calling the module (not .edit) lets a DDP wrapper synchronise the editor's gradients.
+        return self.edit(inner)
+
     @abc.abstractmethod
     def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
         """New values of the edited parameters after applying every edit in ``inner``."""

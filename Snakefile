@@ -1,0 +1,25 @@
+# mend-repro: regenerate the MEND paper's tables from raw outputs.
+# `snakemake --cores all` runs the tiny profile; `--configfile config/paper.yaml` the paper.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/tiny.yaml"
+
+
+validate(config, schema="config/schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/inputs.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/editors.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,5 @@
+import sys
+
+from mendrepro.cli import main
+
+sys.exit(main())

@@ -1,0 +1,231 @@
+"""The commands the Snakemake rules call: ``python -m mendrepro <command> ...`` (or through accelerate launch).
+
+Each command takes ``--exp`` (the experiment as JSON, composed by the workflow from the config) and explicit
+input and output paths, logs to stderr, and writes its outputs atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+from mendrepro.config import Experiment
+from mendrepro.data.fever import load_fever
+from mendrepro.data.formats import write_json_atomic
+from mendrepro.data.nq import load_nq
+from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_world, write_world
+from mendrepro.data.tokenizer import train_word_tokenizer
+from mendrepro.data.wikitext import load_self_sample, load_wikitext_raw
+from mendrepro.data.zsre import load_zsre
+from mendrepro.editors.base import Editor
+from mendrepro.models import edited_parameter_names, freeze, load_model, save_model
+
+log = logging.getLogger("mendrepro")
+
+
+def _setup(threads: int | None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def build_task(exp: Experiment, tok, split: str, files: dict[str, str]):
+    """The edit task of ``exp`` on ``split`` ("train" or "dev") from the data files named in ``files``."""
+    from mendrepro.tasks import FeverTask, WikitextTask, ZsreTask
+
+    opts = exp.task_options
+    max_len = exp.model.max_len
+    if exp.task == "zsre":
+        return ZsreTask(tok, load_zsre(files[f"zsre_{split}"]), load_nq(files[f"nq_{split}"]), max_len)
+    if exp.task == "fever":
+        return FeverTask(tok, load_fever(files[f"fever_{split}"]), opts.get("fever_flip_rule", "always"), max_len)
+    if exp.task == "wikitext":
+        loc = load_wikitext_raw(files[f"wiki_{split}"], min_words=opts.get("loc_min_words", 50))
+        return WikitextTask(tok, load_self_sample(files[f"self_sample_{split}"]), loc, max_len)
+    raise ValueError(f"unknown task {exp.task!r}")
+
+
+def build_editor(exp: Experiment, model, ckpt: Path | None, loc_sampler=None) -> Editor:
+    """The editor named by ``exp`` over ``model``, with trained weights from ``ckpt`` if it has any."""
+    from mendrepro.editors.ft import FineTune, FTConfig
+    from mendrepro.editors.mend import MEND, mend_config_from_dict
+
+    names = edited_parameter_names(model, exp.model.edit_params)
+    family = exp.model.family
+    if exp.editor_kind == "mend":
+        editor = MEND(model, family, names, mend_config_from_dict(exp.editor_options))
+    elif exp.editor_kind in ("ft", "ftkl"):
+        opts = dict(exp.editor_options, kl=exp.editor_kind == "ftkl")
+        editor = FineTune(model, family, names, FTConfig(**opts), loc_sampler=loc_sampler)
+    else:
+        raise ValueError(f"unknown editor kind {exp.editor_kind!r} for editor '{exp.editor}'")
+    if ckpt is not None:
+        editor.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+    return editor
+
+
+def cmd_world(args) -> None:
+    cfg = WorldConfig(**json.loads(args.world))
+    world = generate_world(cfg)
+    paths = write_world(world, Path(args.out))
+    train_word_tokenizer(all_world_texts(world), Path(args.tokenizer))
+    log.info("world written: %s", {k: str(v) for k, v in paths.items()})
+
+
+def cmd_pretrain(args) -> None:
+    from mendrepro.data.tokenizer import load_tokenizer
+    from mendrepro.pretrain import pretrain
+
+    exp = Experiment.from_json(args.exp)
+    tok = load_tokenizer(args.tokenizer)
+    model, metrics = pretrain(exp.task, exp.model, exp.pretrain, tok, Path(args.world), exp.seed)
+    save_model(model, tok, exp.model, Path(args.out))
+    write_json_atomic(args.metrics, metrics)
+
+
+def cmd_self_sample(args) -> None:
+    from mendrepro.sampling import self_sample
+
+    exp = Experiment.from_json(args.exp)
+    model, tok = load_model(Path(args.model), exp.model.arch)
+    opts = exp.task_options
+    for split, src, out in (("train", args.wiki_train, args.out_train), ("valid", args.wiki_valid, args.out_valid)):
+        passages = load_wikitext_raw(src, min_words=opts.get("edit_min_words", 50))
+        samples = self_sample(
+            model,
+            tok,
+            passages,
+            n_tokens=opts.get("n_sample_tokens", 10),
+            prefix_tokens=opts.get("edit_prefix_tokens", 40),
+            seed=exp.seed + (split == "valid"),
+        )
+        from mendrepro.data.wikitext import write_self_sample
+
+        write_self_sample(out, samples)
+        log.info("%s: %d self-samples written to %s", split, len(samples), out)
+
+
+def _files(args) -> dict[str, str]:
+    return json.loads(args.files)
+
+
+def cmd_train(args) -> None:
+    from mendrepro.tasks import sample_requests
+    from mendrepro.train import train_editor
+
+    exp = Experiment.from_json(args.exp)
+    model, tok = load_model(Path(args.model), exp.model.arch)
+    freeze(model)
+    files = _files(args)
+    train_task, dev_task = build_task(exp, tok, "train", files), build_task(exp, tok, "dev", files)
+    editor = build_editor(exp, model, None)
+    cfg = exp.train
+    vrng = random.Random(cfg.seed + 1)
+    from mendrepro.tasks import merge
+
+    n_val = min(cfg.n_val, len(dev_task) // cfg.edits_per_step)
+    val = []
+    for j in range(n_val):
+        idx = range(j * cfg.edits_per_step, (j + 1) * cfg.edits_per_step)
+        val.append(merge([dev_task.request(i, vrng, n_loc=cfg.n_loc) for i in idx], tok.pad_token_id))
+    summary = train_editor(
+        editor,
+        lambda rng: sample_requests(train_task, rng, cfg.edits_per_step, cfg.n_loc),
+        val,
+        cfg,
+        Path(args.out),
+    )
+    summary.update(task=exp.task, model=exp.model.name, editor=exp.editor, profile=exp.profile)
+    summary["editor_parameters"] = sum(p.numel() for p in editor.parameters())
+    write_json_atomic(args.metrics, summary)
+
+
+def cmd_evaluate(args) -> None:
+    from mendrepro.evaluate import aggregate, evaluate_editor, write_records
+
+    exp = Experiment.from_json(args.exp)
+    model, tok = load_model(Path(args.model), exp.model.arch)
+    freeze(model)
+    files = _files(args)
+    dev_task = build_task(exp, tok, "dev", files)
+    loc_sampler = None
+    if exp.editor_kind == "ftkl":
+        train_task = build_task(exp, tok, "train", files)
+        lrng = random.Random(exp.seed + 7)
+        loc_sampler = lambda: train_task.request(lrng.randrange(len(train_task)), lrng).loc  # noqa: E731
+    editor = build_editor(exp, model, Path(args.ckpt) if args.ckpt else None, loc_sampler)
+    ev = exp.eval
+    records = evaluate_editor(editor, dev_task, ev.n_edits, ev.k, ev.n_loc, ev.seed)
+    write_records(records, Path(args.records))
+    metrics = aggregate(records, exp.model.family)
+    metrics.update(
+        task=exp.task,
+        model=exp.model.name,
+        editor=exp.editor,
+        n_edits=ev.k,
+        profile=exp.profile,
+        fever_flip_rule=exp.task_options.get("fever_flip_rule", "always"),
+    )
+    log.info("metrics: %s", metrics)
+    write_json_atomic(args.metrics, metrics)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="mendrepro", description=__doc__)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("world", help="generate the synthetic world and its tokenizer (tiny profile)")
+    s.add_argument("--world", required=True, help="WorldConfig as JSON")
+    s.add_argument("--out", required=True)
+    s.add_argument("--tokenizer", required=True)
+    s.set_defaults(fn=cmd_world)
+
+    s = sub.add_parser("pretrain", help="pre-train a tiny base model on the world (tiny profile)")
+    s.add_argument("--exp", required=True)
+    s.add_argument("--world", required=True)
+    s.add_argument("--tokenizer", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--metrics", required=True)
+    s.set_defaults(fn=cmd_pretrain)
+
+    s = sub.add_parser("self-sample", help="the Wikitext edit set: 10-token samples of the base LM")
+    s.add_argument("--exp", required=True)
+    s.add_argument("--model", required=True)
+    s.add_argument("--wiki-train", required=True)
+    s.add_argument("--wiki-valid", required=True)
+    s.add_argument("--out-train", required=True)
+    s.add_argument("--out-valid", required=True)
+    s.set_defaults(fn=cmd_self_sample)
+
+    for name, fn in (("train", cmd_train), ("evaluate", cmd_evaluate)):
+        s = sub.add_parser(name, help=f"{name} an editor")
+        s.add_argument("--exp", required=True)
+        s.add_argument("--model", required=True)
+        s.add_argument("--files", required=True, help="JSON mapping of data file keys to paths")
+        s.add_argument("--metrics", required=True)
+        if name == "train":
+            s.add_argument("--out", required=True, help="best editor checkpoint")
+        else:
+            s.add_argument("--ckpt", default=None, help="trained editor checkpoint (learned editors)")
+            s.add_argument("--records", required=True, help="raw per-edit JSON lines")
+        s.set_defaults(fn=fn)
+
+    args = p.parse_args(argv)
+    _setup(args.threads)
+    try:
+        args.fn(args)
+    except (FileNotFoundError, ValueError) as e:
+        log.error("%s", e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

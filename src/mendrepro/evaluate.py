@@ -1,0 +1,127 @@
+"""Evaluate an editor: one raw JSON line per edit, then ES and drawdown aggregated from those lines only.
+
+ES = mean over edits of the edit's success rate on its equivalence examples (every rephrase; Wikitext: several
+random prefix drops). acc DD = locality accuracy before − after; ppl DD = perplexity after − before, each
+perplexity exp(token-weighted mean NLL over all locality tokens of the run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from mendrepro.batches import forward, to_device
+from mendrepro.data.formats import write_json_atomic, write_jsonl_atomic
+from mendrepro.editors.base import Editor
+from mendrepro.losses import accuracy_per_example, nll_per_example, token_nll
+from mendrepro.memory import peak_memory_mb, reset_peak
+from mendrepro.tasks import merge
+
+
+def _locality(family: str, logits: torch.Tensor, labels: torch.Tensor) -> dict:
+    if family == "lm":
+        tok, mask = token_nll(family, logits, labels)
+        return {"nll": tok.sum(-1).tolist(), "tokens": mask.sum(-1).int().tolist()}
+    return {"acc": accuracy_per_example(family, logits, labels).tolist()}
+
+
+@torch.no_grad()
+def evaluate_editor(editor: Editor, task, n_edits: int, k: int, n_loc: int, seed: int, device="cpu") -> list[dict]:
+    """Apply ``n_edits`` dev edits in batches of ``k`` and return one record per edit."""
+    editor.eval()
+    model, family = editor.model, editor.family
+    model.to(device)
+    editor.to(device)
+    rng = random.Random(seed)
+    order = list(range(len(task)))
+    random.Random(seed).shuffle(order)
+    n_edits = min(n_edits, len(order) - len(order) % k)
+    records = []
+    for start in tqdm(range(0, n_edits, k), desc=f"evaluate k={k}", mininterval=5):
+        reqs = [task.request(i, rng, n_loc=n_loc, all_equiv=True) for i in order[start : start + k]]
+        req = merge(reqs, task.tok.pad_token_id)
+        inner, outer, loc = (to_device(b, device) for b in (req.inner, req.outer, req.loc))
+        base = editor.base_params()
+        pre_outer = accuracy_per_example(family, forward(model, outer, base), outer["labels"])
+        pre_loc = _locality(family, forward(model, loc, base), loc["labels"])
+        reset_peak(device)
+        t0 = time.perf_counter()
+        new = editor.edit(inner)
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        mem = peak_memory_mb(device)
+        post_logits = forward(model, outer, new)
+        post_outer = accuracy_per_example(family, post_logits, outer["labels"])
+        post_nll = nll_per_example(family, post_logits, outer["labels"])
+        post_loc = _locality(family, forward(model, loc, new), loc["labels"])
+        o = lo = 0
+        for r in reqs:
+            n_o, n_l = r.outer["labels"].shape[0], r.loc["labels"].shape[0]
+            sl_o, sl_l = slice(o, o + n_o), slice(lo, lo + n_l)
+            records.append(
+                {
+                    "id": r.id,
+                    "batch": start // k,
+                    "k": k,
+                    "edit_input": r.text,
+                    "target": r.target,
+                    "equivalence": [
+                        {"text": t, "success": float(s), "success_before": float(b), "nll": float(n)}
+                        for t, s, b, n in zip(
+                            r.outer_texts, post_outer[sl_o], pre_outer[sl_o], post_nll[sl_o], strict=True
+                        )
+                    ],
+                    "es": float(post_outer[sl_o].mean()),
+                    "locality_before": {key: v[sl_l] for key, v in pre_loc.items()},
+                    "locality_after": {key: v[sl_l] for key, v in post_loc.items()},
+                    "seconds": seconds,
+                    "memory": mem,
+                }
+            )
+            o, lo = o + n_o, lo + n_l
+    return records
+
+
+def aggregate(records: list[dict], family: str) -> dict:
+    """ES and drawdown of a run, from its raw per-edit records."""
+    es = sum(r["es"] for r in records) / len(records)
+    out = {"n": len(records), "es": es, "seconds_per_edit": sum(r["seconds"] for r in records) / len(records)}
+    if family == "lm":
+        def ppl(side: str) -> float:
+            nll = sum(sum(r[side]["nll"]) for r in records)
+            toks = sum(sum(r[side]["tokens"]) for r in records)
+            return math.exp(nll / toks)
+
+        before, after = ppl("locality_before"), ppl("locality_after")
+        out.update(dd_kind="ppl", loc_before=before, loc_after=after, dd=after - before)
+    else:
+        def acc(side: str) -> float:
+            vals = [a for r in records for a in r[side]["acc"]]
+            return sum(vals) / len(vals)
+
+        before, after = acc("locality_before"), acc("locality_after")
+        out.update(dd_kind="acc", loc_before=before, loc_after=after, dd=before - after)
+    out["peak_edit_memory_mb"] = max(r["memory"]["peak_mb"] for r in records)
+    out["memory_kind"] = records[0]["memory"]["kind"]
+    return out
+
+
+def write_records(records: list[dict], path: Path) -> None:
+    """The raw per-edit lines, written atomically."""
+    write_jsonl_atomic(path, records)
+
+
+def write_metrics(metrics: dict, path: Path) -> None:
+    write_json_atomic(path, metrics)
+
+
+def read_records(path: Path) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,159 @@
+"""Edit requests of the three tasks: the edit example, its equivalence neighbourhood and locality examples.
+
+Each task turns the records of its loader into :class:`EditRequest` objects the same way in both profiles:
+- zsRE: x_e the question, y_e a random alternative answer; equivalence = the rephrased questions; locality =
+  NQ questions with their answers.
+- FEVER: x_e the claim, y_e the flipped label (or the release's coin-flip rule); equivalence = rephrased claims;
+  locality = other claims with their gold labels.
+- Wikitext: x_e a passage, y_e the model's own 10-token sample; equivalence = the same with a random prefix of up
+  to half the passage dropped; locality = other passages, every token scored.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mendrepro.batches import IGNORE, Batch, _mask, _pad, binary_batch, concat, lm_batch, seq2seq_batch
+from mendrepro.data.fever import FeverRecord
+from mendrepro.data.wikitext import SelfSample
+from mendrepro.data.zsre import ZsreRecord, pick_target
+
+
+@dataclass
+class EditRequest:
+    """One edit: what the editor sees (inner), where success is judged (outer), what must not change (loc)."""
+
+    id: str
+    text: str
+    target: str
+    inner: Batch
+    outer: Batch
+    loc: Batch
+    outer_texts: list[str] = field(default_factory=list)
+
+
+def merge(requests: Sequence[EditRequest], pad_token_id: int) -> EditRequest:
+    """k requests as one batched edit (all k applied at once)."""
+    if len(requests) == 1:
+        return requests[0]
+    return EditRequest(
+        id="+".join(r.id for r in requests),
+        text=" || ".join(r.text for r in requests),
+        target=" || ".join(r.target for r in requests),
+        inner=concat([r.inner for r in requests], pad_token_id),
+        outer=concat([r.outer for r in requests], pad_token_id),
+        loc=concat([r.loc for r in requests], pad_token_id),
+        outer_texts=[t for r in requests for t in r.outer_texts],
+    )
+
+
+class ZsreTask:
+    family = "seq2seq"
+
+    def __init__(self, tok, records: list[ZsreRecord], loc_pool: list[tuple[str, str]], max_len: int = 64):
+        if not records or not loc_pool:
+            raise ValueError("zsRE task needs at least one edit record and one NQ locality question")
+        self.tok, self.records, self.loc_pool, self.max_len = tok, records, loc_pool, max_len
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def request(self, i: int, rng: random.Random, n_loc: int = 1, all_equiv: bool = False) -> EditRequest:
+        r = self.records[i]
+        target = pick_target(r, rng)
+        outer_texts = list(r.rephrases) if all_equiv else [rng.choice(r.rephrases)]
+        loc = [rng.choice(self.loc_pool) for _ in range(n_loc)]
+        return EditRequest(
+            id=r.id,
+            text=r.src,
+            target=target,
+            inner=seq2seq_batch(self.tok, [r.src], [target], self.max_len),
+            outer=seq2seq_batch(self.tok, outer_texts, [target] * len(outer_texts), self.max_len),
+            loc=seq2seq_batch(self.tok, [q for q, _ in loc], [a for _, a in loc], self.max_len),
+            outer_texts=outer_texts,
+        )
+
+
+class FeverTask:
+    family = "binary"
+
+    def __init__(self, tok, records: list[FeverRecord], flip_rule: str = "always", max_len: int = 64):
+        if flip_rule not in ("always", "release"):
+            raise ValueError(f"fever flip_rule must be 'always' or 'release', got {flip_rule!r}")
+        if len(records) < 2:
+            raise ValueError("FEVER task needs at least two claims (one to edit, one for locality)")
+        self.tok, self.records, self.flip_rule, self.max_len = tok, records, flip_rule, max_len
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def edit_label(self, r: FeverRecord, rng: random.Random) -> bool:
+        """The label the edit asks for: the flipped prediction, or (release rule) a coin flip between that and
+        the current prediction."""
+        predicted = r.label if r.prediction is None else r.prediction == "SUPPORTS"
+        if self.flip_rule == "release" and rng.random() < 0.5:
+            return predicted
+        return not predicted
+
+    def request(self, i: int, rng: random.Random, n_loc: int = 1, all_equiv: bool = False) -> EditRequest:
+        r = self.records[i]
+        label = self.edit_label(r, rng)
+        outer_texts = list(r.rephrases) if all_equiv else [rng.choice(r.rephrases)]
+        others = [j for j in rng.sample(range(len(self.records)), min(len(self.records), n_loc + 1)) if j != i]
+        loc = [self.records[j] for j in others[:n_loc]]
+        return EditRequest(
+            id=r.id,
+            text=r.claim,
+            target="SUPPORTS" if label else "REFUTES",
+            inner=binary_batch(self.tok, [r.claim], [label], self.max_len),
+            outer=binary_batch(self.tok, outer_texts, [label] * len(outer_texts), self.max_len),
+            loc=binary_batch(self.tok, [x.claim for x in loc], [x.label for x in loc], self.max_len),
+            outer_texts=outer_texts,
+        )
+
+
+def _lm_rows(rows: list[list[int]], n_target: list[int], pad: int) -> Batch:
+    labels = [[IGNORE] * (len(r) - n) + r[len(r) - n :] for r, n in zip(rows, n_target, strict=True)]
+    return {"input_ids": _pad(rows, pad), "attention_mask": _mask(rows), "labels": _pad(labels, IGNORE)}
+
+
+class WikitextTask:
+    family = "lm"
+
+    def __init__(self, tok, samples: list[SelfSample], loc_pool: list[str], max_len: int = 128, n_equiv: int = 3):
+        if not samples or not loc_pool:
+            raise ValueError("Wikitext task needs self-sampled edits and locality passages")
+        self.tok, self.samples, self.loc_pool, self.max_len, self.n_equiv = tok, samples, loc_pool, max_len, n_equiv
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def request(self, i: int, rng: random.Random, n_loc: int = 1, all_equiv: bool = False) -> EditRequest:
+        s = self.samples[i]
+        ids = self.tok(s.completion, add_special_tokens=False)["input_ids"][-self.max_len :]
+        n = s.n_tokens
+        prompt_len = len(ids) - n
+        if prompt_len < 1:
+            raise ValueError(f"self-sample {i}: completion has no passage before its {n} sampled tokens")
+        drops = [rng.randint(0, prompt_len // 2) for _ in range(self.n_equiv if all_equiv else 1)]
+        outer_rows = [ids[d:] for d in drops]
+        loc = [rng.choice(self.loc_pool) for _ in range(n_loc)]
+        pad = self.tok.pad_token_id
+        return EditRequest(
+            id=f"wiki-{i}",
+            text=self.tok.decode(ids[:prompt_len]),
+            target=self.tok.decode(ids[prompt_len:]),
+            inner=_lm_rows([ids], [n], pad),
+            outer=_lm_rows(outer_rows, [n] * len(outer_rows), pad),
+            loc=lm_batch(self.tok, loc, [None] * len(loc), self.max_len),
+            outer_texts=[self.tok.decode(r[:-n]) for r in outer_rows],
+        )
+
+
+def sample_requests(task, rng: random.Random, k: int, n_loc: int) -> EditRequest:
+    """k random requests of ``task`` merged into one batched edit (training)."""
+    idx = rng.sample(range(len(task)), k) if k <= len(task) else [rng.randrange(len(task)) for _ in range(k)]
+    return merge([task.request(i, rng, n_loc=n_loc) for i in idx], task.tok.pad_token_id)
+

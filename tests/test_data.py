@@ -1,0 +1,476 @@
+"""Tests of the data layer: the synthetic world, the real-format loaders, the tokenizer and the writers."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from mendrepro.data.fever import FeverRecord, load_fever
+from mendrepro.data.formats import (
+    DataFormatError,
+    read_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
+from mendrepro.data.nq import load_nq
+from mendrepro.data.synthetic import (
+    RELATIONS,
+    WORLD_FILES,
+    WorldConfig,
+    all_world_texts,
+    generate_world,
+    write_world,
+)
+from mendrepro.data.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_word_tokenizer
+from mendrepro.data.wikitext import SelfSample, load_self_sample, load_wikitext_raw, write_self_sample
+from mendrepro.data.zsre import ZsreRecord, load_zsre, pick_target
+
+SMALL = WorldConfig(
+    seed=3, n_subjects=30, n_objects_per_type=10, n_dev_facts=20, n_nq_facts=20, n_wiki_valid=5
+)
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]+")
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate_world(WorldConfig())
+
+
+@pytest.fixture(scope="module")
+def world_files(world, tmp_path_factory):
+    return write_world(world, tmp_path_factory.mktemp("world"))
+
+
+def _read_all(paths: dict[str, Path]) -> dict[str, bytes]:
+    return {k: p.read_bytes() for k, p in paths.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The synthetic world
+
+
+def test_generation_is_fast_and_writes_the_layout(tmp_path):
+    start = time.perf_counter()
+    paths = write_world(generate_world(WorldConfig()), tmp_path)
+    assert time.perf_counter() - start < 2.0
+    assert set(paths) == set(WORLD_FILES)
+    for name, rel in WORLD_FILES.items():
+        assert paths[name] == tmp_path / rel and paths[name].is_file()
+
+
+def test_same_seed_same_bytes_different_seed_different(tmp_path):
+    a = _read_all(write_world(generate_world(SMALL), tmp_path / "a"))
+    b = _read_all(write_world(generate_world(SMALL), tmp_path / "b"))
+    c = _read_all(write_world(generate_world(WorldConfig(**{**SMALL.__dict__, "seed": 4})), tmp_path / "c"))
+    assert a == b
+    assert all(a[k] != c[k] for k in a)
+
+
+def test_relations_and_templates():
+    assert len(RELATIONS) >= 6
+    for r in RELATIONS:
+        assert len(r.questions) >= 5 and len(set(r.questions)) == len(r.questions)
+        assert len(r.claims) >= 5 and len(set(r.claims)) == len(r.claims)
+        assert len(r.statements) >= 1
+        assert all("{s}" in t for t in r.questions)
+        assert all("{s}" in t and "{o}" in t for t in (*r.claims, *r.statements))
+
+
+def test_entities_unique_and_some_multiword(world):
+    names = list(world.subjects) + [n for v in world.objects.values() for n in v]
+    assert len(names) == len(set(names)) == 200 + 6 * 24
+    assert any(" " in n for v in world.objects.values() for n in v)
+    for f in world.facts:
+        assert f.object in world.objects[next(r.object_type for r in RELATIONS if r.name == f.relation)]
+        assert f.object not in f.alternatives and f.wrong_object != f.object
+        assert 4 <= len(f.alternatives) <= 6
+
+
+def test_splits_disjoint_and_sized(world):
+    cfg = world.config
+    train, dev, nq = (set(world.splits[k]) for k in ("train", "dev", "nq"))
+    assert len(dev) == cfg.n_dev_facts and len(nq) == cfg.n_nq_facts
+    assert not (train & dev) and not (train & nq) and not (dev & nq)
+    assert train | dev | nq == set(range(len(world.facts))) and len(world.facts) == 200 * len(RELATIONS)
+    keys = {(f.subject, f.relation) for f in world.facts}
+    assert len(keys) == len(world.facts)  # one fact per (subject, relation)
+
+
+def test_text_convention_and_tokenizer_vocabulary(world, tmp_path):
+    texts = all_world_texts(world)
+    # One space between tokens, punctuation included: pre-tokenisation and decoding agree everywhere.
+    for t in texts:
+        assert t == " ".join(_TOKEN_RE.findall(t)), t
+    tok = train_word_tokenizer(texts, tmp_path / "tok")
+    assert [tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS] == list(range(7))
+    unk = tok.unk_token_id
+    for t in texts:
+        ids = tok.encode(t, add_special_tokens=False)
+        assert unk not in ids, t
+    sample = f"What is the birthplace of {world.subjects[0]} ?"
+    ids = tok.encode(sample, add_special_tokens=False)
+    assert tok.decode(ids) == sample
+    assert tok.encode(sample.replace(" ?", "?"), add_special_tokens=False) == ids  # punctuation splits
+    reloaded = load_tokenizer(tmp_path / "tok")
+    assert reloaded.encode(sample, add_special_tokens=False) == ids
+    assert reloaded.pad_token_id == 0 and reloaded.eos_token == "</s>"
+    # Retraining replaces the directory atomically and deterministically; no temp dirs remain.
+    before = (tmp_path / "tok" / "tokenizer.json").read_bytes()
+    train_word_tokenizer(texts, tmp_path / "tok")
+    assert (tmp_path / "tok" / "tokenizer.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
+
+
+def test_load_tokenizer_missing_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing"):
+        load_tokenizer(tmp_path / "nothing")
+
+
+def test_written_records_round_trip(world, world_files):
+    dev = load_zsre(world_files["zsre_dev"])
+    train = load_zsre(world_files["zsre_train"])
+    assert len(dev) == world.config.n_dev_facts and len(train) == len(world.splits["train"])
+    for rec, fact in zip(dev, world.split_facts("dev"), strict=True):
+        assert rec.answers == (fact.object,) and rec.prediction == fact.object
+        assert rec.alternatives == fact.alternatives and len(rec.rephrases) >= 4
+        assert fact.subject in rec.src and all(fact.subject in q for q in rec.rephrases)
+    assert len(load_zsre(world_files["zsre_train"], max_records=7)) == 7
+
+    fever_dev = load_fever(world_files["fever_dev"])
+    fever_train = load_fever(world_files["fever_train"])
+    assert len(fever_dev) == len(dev) and len(fever_train) == len(train)
+    n_true = sum(r.label for r in fever_train)
+    assert abs(n_true - len(fever_train) / 2) <= 1  # balanced
+    for rec, fact in zip(fever_dev, world.split_facts("dev"), strict=True):
+        assert rec.label == fact.fever_supports
+        assert rec.prediction == ("SUPPORTS" if rec.label else "REFUTES")
+        obj = fact.object if rec.label else fact.wrong_object
+        assert obj in rec.claim and len(rec.rephrases) >= 4
+
+    nq = load_nq(world_files["nq_train"]) + load_nq(world_files["nq_dev"])
+    assert len(nq) == world.config.n_nq_facts
+    nq_facts = world.split_facts("nq")
+    assert [a for _, a in nq] == [f.object for f in nq_facts]
+    dev_questions = {q for r in dev for q in (r.src, *r.rephrases)}
+    assert not any(q in dev_questions for q, _ in nq)
+
+
+def test_wikitext_files(world, world_files):
+    train = load_wikitext_raw(world_files["wiki_train"])  # release filter: >= 50 words, ASCII
+    valid = load_wikitext_raw(world_files["wiki_valid"])
+    assert len(valid) == world.config.n_wiki_valid
+    assert len(train) >= world.config.n_subjects - world.config.n_wiki_valid
+    raw = world_files["wiki_valid"].read_text().splitlines()
+    n_headings = sum(line.startswith(" = ") and line.endswith(" = ") for line in raw)
+    assert n_headings == world.config.n_wiki_valid
+    assert all(line.startswith(" ") for line in raw)
+    # Every fact appears as a sentence in the (filtered) train corpus.
+    corpus = "\n".join(train)
+    for f in world.facts:
+        assert f" {f.subject} " in f" {corpus} " and f.object in corpus
+    valid_subjects = {a.title for a in world.wiki_valid}
+    assert not valid_subjects & {a.title for a in world.wiki_train}
+
+
+def test_pretrain_files(world, world_files):
+    qa = read_jsonl(world_files["pretrain_qa"])
+    assert set(qa[0]) == {"question", "answer"}
+    assert len(qa) == sum(len(r.questions) for r in RELATIONS) * world.config.n_subjects
+    pairs = {(row["question"], row["answer"]) for row in qa}
+    for path in ("zsre_train", "zsre_dev"):
+        for rec in load_zsre(world_files[path]):
+            assert all((q, rec.answers[0]) in pairs for q in (rec.src, *rec.rephrases))
+    for path in ("nq_train", "nq_dev"):
+        assert all(p in pairs for p in load_nq(world_files[path]))
+
+    fever = read_jsonl(world_files["pretrain_fever"])
+    labelled = {(row["claim"], row["label"]) for row in fever}
+    assert {row["label"] for row in fever} == {0, 1}
+    for path in ("fever_train", "fever_dev"):
+        for rec in load_fever(world_files[path]):
+            assert all((c, int(rec.label)) in labelled for c in (rec.claim, *rec.rephrases))
+    summary = json.loads(world_files["world"].read_text())
+    assert summary["counts"]["facts"] == len(world.facts) and summary["config"]["seed"] == 0
+
+
+def test_bad_config_rejected():
+    with pytest.raises(ValueError, match="n_dev_facts"):
+        WorldConfig(n_subjects=10, n_dev_facts=50, n_nq_facts=20)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hand-written records in the real datasets' formats
+
+ZSRE_REAL = [
+    {
+        "id": "6a6f1f7f-3c9e-4bd1-a1a8-0a0a6f7e2f3e",
+        "input": "What is the name of the record label of Dark Horse?",
+        "output": [
+            {
+                "answer": "Dark Horse Records",
+                "provenance": [
+                    {
+                        "wikipedia_id": "1234567",
+                        "title": "Dark Horse (album)",
+                        "start_paragraph_id": 1,
+                        "start_character": 0,
+                        "end_paragraph_id": 1,
+                        "end_character": 80,
+                        "bleu_score": 1.0,
+                    }
+                ],
+            },
+            {"answer": "Dark Horse"},
+        ],
+        "meta": {"template_questions": ["What is the name of the record label of Dark Horse?"]},
+        "prediction": "Apple Records",
+        "alternatives": ["Capitol Records", "EMI"],
+        "filtered_rephrases": ["Which record label released Dark Horse?"],
+    },
+    {
+        "id": "2",
+        "input": "Who is the father of Nobody?",
+        "output": [{"answer": "Someone"}],
+        "prediction": "Someone",
+        "alternatives": [],  # the release drops records without alternatives
+        "filtered_rephrases": ["Whose son is Nobody?"],
+    },
+    {
+        "id": "3",
+        "input": "Which country is Tasmania in?",
+        "output": [{"answer": "Australia"}],
+        "prediction": "Australia",
+        "alternatives": ["New Zealand"],
+        "filtered_rephrases": [],  # ... and records without rephrases
+    },
+]
+
+
+def _write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_zsre_real_format(tmp_path):
+    path = _write_lines(
+        tmp_path / "structured_zeroshot-dev-new_annotated_final.jsonl",
+        [""] + [json.dumps(r) for r in ZSRE_REAL],
+    )
+    records = load_zsre(path)
+    assert records == [
+        ZsreRecord(
+            id="6a6f1f7f-3c9e-4bd1-a1a8-0a0a6f7e2f3e",
+            src="What is the name of the record label of Dark Horse?",
+            answers=("Dark Horse Records", "Dark Horse"),
+            prediction="Apple Records",
+            alternatives=("Capitol Records", "EMI"),
+            rephrases=("Which record label released Dark Horse?",),
+        )
+    ]
+    targets = {pick_target(records[0], random.Random(s)) for s in range(20)}
+    assert targets == {"Capitol Records", "EMI"}
+    assert pick_target(records[0], random.Random(1)) == pick_target(records[0], random.Random(1))
+
+
+def test_zsre_bad_json_on_line_3(tmp_path):
+    good = json.dumps(ZSRE_REAL[0])
+    path = _write_lines(tmp_path / "zsre_bad.jsonl", [good, good, '{"id": "x", "input": '])
+    with pytest.raises(DataFormatError) as e:
+        load_zsre(path)
+    assert "zsre_bad.jsonl" in str(e.value) and ":3" in str(e.value)
+    assert e.value.line == 3
+    with pytest.raises(DataFormatError, match=r"zsre_bad\.jsonl:3"):
+        read_jsonl(path)
+    # The error survives pickling (worker processes send exceptions back that way).
+    assert str(pickle.loads(pickle.dumps(e.value))) == str(e.value)
+
+
+def test_zsre_ill_typed_field(tmp_path):
+    bad = dict(ZSRE_REAL[0], input=["not", "a", "string"])
+    path = _write_lines(tmp_path / "z.jsonl", [json.dumps(ZSRE_REAL[0]), json.dumps(bad)])
+    with pytest.raises(DataFormatError, match=r"z\.jsonl:2: field 'input'"):
+        load_zsre(path)
+    missing = {k: v for k, v in ZSRE_REAL[0].items() if k != "alternatives"}
+    path = _write_lines(tmp_path / "m.jsonl", [json.dumps(missing)])
+    with pytest.raises(DataFormatError, match=r"m\.jsonl:1: missing field 'alternatives'"):
+        load_zsre(path)
+    path = _write_lines(tmp_path / "l.jsonl", ["[1, 2]"])
+    with pytest.raises(DataFormatError, match=r"l\.jsonl:1: expected a JSON object"):
+        load_zsre(path)
+
+
+FEVER_REAL = {
+    "id": "75397",
+    "input": "Nikolaj Coster-Waldau worked with the Fox Broadcasting Company.",
+    "output": [
+        {
+            "answer": "SUPPORTS",
+            "provenance": [
+                {"wikipedia_id": "7423473", "title": "Nikolaj Coster-Waldau", "section": "Section::::Career."}
+            ],
+        }
+    ],
+    "meta": {},
+    "prediction": "SUPPORTS",
+    "alternatives": ["REFUTES"],
+    "filtered_rephrases": ["Nikolaj Coster-Waldau collaborated with Fox."],
+}
+
+
+def test_fever_real_format(tmp_path):
+    refutes = dict(FEVER_REAL, id=5, output=[{"answer": "REFUTES"}])
+    refutes.pop("prediction")
+    no_rephrase = dict(FEVER_REAL, id="6", filtered_rephrases=[])
+    path = _write_lines(
+        tmp_path / "fever-dev-kilt.jsonl",
+        [json.dumps(FEVER_REAL), json.dumps(no_rephrase), json.dumps(refutes)],
+    )
+    records = load_fever(path)
+    assert records == [
+        FeverRecord(
+            "75397",
+            FEVER_REAL["input"],
+            True,
+            "SUPPORTS",
+            ("Nikolaj Coster-Waldau collaborated with Fox.",),
+        ),
+        FeverRecord("5", FEVER_REAL["input"], False, None, ("Nikolaj Coster-Waldau collaborated with Fox.",)),
+    ]
+    assert len(load_fever(path, max_records=1)) == 1
+
+
+def test_fever_wrong_label_on_line_3(tmp_path):
+    bad = dict(FEVER_REAL, output=[{"answer": "NOT ENOUGH INFO"}])
+    path = _write_lines(tmp_path / "fever_bad.jsonl", [json.dumps(FEVER_REAL), "", json.dumps(bad)])
+    with pytest.raises(DataFormatError) as e:
+        load_fever(path)
+    assert "fever_bad.jsonl" in str(e.value) and ":3" in str(e.value) and "NOT ENOUGH INFO" in str(e.value)
+
+
+def test_nq_real_format_and_errors(tmp_path):
+    path = tmp_path / "nq.json"
+    path.write_text(
+        json.dumps(
+            {
+                "questions": ["who wrote the song dark horse", "where is tasmania"],
+                "answers": [["Katy Perry", "Perry"], ["Australia"]],
+            }
+        )
+    )
+    assert load_nq(path) == [
+        ("who wrote the song dark horse", "Katy Perry"),
+        ("where is tasmania", "Australia"),
+    ]
+    path.write_text(json.dumps({"questions": ["a", "b"], "answers": [["x"]]}))
+    with pytest.raises(DataFormatError, match=r"nq\.json.*2 entries.*1"):
+        load_nq(path)
+    path.write_text(json.dumps({"questions": ["a"]}))
+    with pytest.raises(DataFormatError, match=r"nq\.json.*answers"):
+        load_nq(path)
+    path.write_text(json.dumps({"questions": ["a"], "answers": [[]]}))
+    with pytest.raises(DataFormatError, match=r"nq\.json: record 0"):
+        load_nq(path)
+
+
+WIKITEXT_RAW = (
+    " \n"
+    " = Valkyria Chronicles III = \n"
+    " \n"
+    " Senjō no Valkyria 3 : Unrecorded Chronicles is a tactical role @-@ playing video game developed by "
+    "Sega and Media.Vision for the PlayStation Portable , released in January 2011 in Japan , it is the "
+    "third game in the Valkyria series and shares the fusion of tactical and real @-@ time gameplay "
+    "with its predecessors . \n"
+    " \n"
+    " = = Gameplay = = \n"
+    " \n"
+    " As with previous Valkyira Chronicles games , Valkyria Chronicles III is a tactical role @-@ playing "
+    "game where players take control of a military unit and take part in missions against enemy forces , "
+    "while stories are told through comic book @-@ like panels with animated character portraits "
+    "and voice acting . \n"
+    " \n"
+    " A short line of only a few words . \n"
+    " \n"
+)
+
+
+def test_wikitext_real_format(tmp_path):
+    path = tmp_path / "wiki.valid.raw"
+    path.write_text(WIKITEXT_RAW, encoding="utf-8")
+    paragraphs = load_wikitext_raw(path)
+    assert len(paragraphs) == 1 and paragraphs[0].startswith("As with previous")  # non-ASCII one dropped
+    assert len(load_wikitext_raw(path, ascii_only=False)) == 2
+    assert len(load_wikitext_raw(path, min_words=3, ascii_only=False)) == 3
+    assert not any(p.startswith("=") for p in load_wikitext_raw(path, min_words=0))
+
+
+def test_self_sample_round_trip_and_errors(tmp_path):
+    path = tmp_path / "self_sample" / "valid.json"
+    real = [
+        {
+            "original": "The cat sat",
+            "completions": ["The cat sat on the mat and then", "other"],
+            "n_tokens": 10,
+        }
+    ]
+    path.parent.mkdir()
+    path.write_text(json.dumps(real))
+    assert load_self_sample(path) == [SelfSample("The cat sat", "The cat sat on the mat and then", 10)]
+    samples = [SelfSample("a b", "a b c d", 2), SelfSample("x", "x y", 1)]
+    write_self_sample(path, samples)
+    assert load_self_sample(path) == samples
+    path.write_text(json.dumps([real[0], {"original": "x", "completions": [], "n_tokens": 10}]))
+    with pytest.raises(DataFormatError, match=r"valid\.json: record 1: field 'completions'"):
+        load_self_sample(path)
+    path.write_text(json.dumps({"original": "x"}))
+    with pytest.raises(DataFormatError, match=r"valid\.json.*list"):
+        load_self_sample(path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Atomic writers
+
+
+def test_atomic_writers_leave_no_temp_files(tmp_path):
+    out = tmp_path / "deep" / "dir"
+    write_text_atomic(out / "a.txt", "hello\n")
+    write_json_atomic(out / "b.json", {"k": [1, 2]})
+    write_jsonl_atomic(out / "c.jsonl", [{"x": 1}, {"x": 2}])
+    write_text_atomic(out / "a.txt", "replaced\n")
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.json", "c.jsonl"]
+    assert (out / "a.txt").read_text() == "replaced\n"
+    assert json.loads((out / "b.json").read_text()) == {"k": [1, 2]}
+    assert read_jsonl(out / "c.jsonl") == [{"x": 1}, {"x": 2}]
+
+    class Boom:
+        pass
+
+    with pytest.raises(TypeError):
+        write_jsonl_atomic(out / "d.jsonl", [{"x": 1}, Boom()])
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.json", "c.jsonl"]
+
+
+def test_world_writer_leaves_no_temp_files(world_files):
+    root = world_files["world"].parent
+    leftovers = [p for p in root.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "x.txt"
+    write_text_atomic(target, "old\n")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("mendrepro.data.formats.os.replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_text_atomic(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]

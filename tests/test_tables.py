@@ -1,0 +1,302 @@
+"""Report tables: the paper's published numbers and Table 4 rendered from synthetic metrics files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mendrepro.report import paper, tables
+
+
+def _metrics(task: str, editor: str, es: float, dd: float, **extra) -> dict:
+    model = {"fever": "bert", "zsre": "bart", "wikitext": "gpt2"}[task]
+    record = {
+        "task": task,
+        "model": model,
+        "editor": editor,
+        "n_edits": 1,
+        "n": 100,
+        "es": es,
+        "dd": dd,
+        "dd_kind": "ppl" if task == "wikitext" else "acc",
+        "loc_before": 0.9,
+        "loc_after": 0.9 - dd,
+        "profile": "tiny",
+    }
+    record.update(extra)
+    return record
+
+
+def _write(tmp_path: Path, name: str, record: dict) -> Path:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+@pytest.fixture
+def metric_files(tmp_path: Path) -> list[Path]:
+    return [
+        _write(tmp_path, "zsre_mend", _metrics("zsre", "mend", 0.93, 0.004)),
+        _write(
+            tmp_path, "fever_mend", _metrics("fever", "mend", 0.8765, -0.0125, fever_flip_rule="flip p=0.5")
+        ),
+        _write(tmp_path, "wiki_ft", _metrics("wikitext", "ft", 0.3125, 1.2346)),
+        _write(tmp_path, "zsre_cache", _metrics("zsre", "cache", 1.0, 0.0)),
+        _write(tmp_path, "zsre_ke", _metrics("zsre", "ke", 0.5, 0.25)),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------------
+# paper.py
+# --------------------------------------------------------------------------------------------------------
+def test_table4_published_values():
+    assert paper.TABLE4[("MEND", "FEVER ES")] == ">0.99"
+    assert paper.TABLE4[("MEND", "FEVER DD")] == "<0.001"
+    assert paper.TABLE4[("MEND", "zsRE ES")] == "0.98"
+    assert paper.TABLE4[("MEND", "zsRE DD")] == "0.002"
+    assert paper.TABLE4[("MEND", "Wikitext ES")] == "0.86"
+    assert paper.TABLE4[("MEND", "Wikitext DD")] == "0.225"
+    assert paper.TABLE4[("FT", "Wikitext DD")] == "0.938"
+    assert paper.TABLE4[("FT+KL", "FEVER ES")] == "0.64"
+    assert paper.TABLE4[("ENN", "Wikitext ES")] == "0.93"
+    assert paper.TABLE4[("KE", "FEVER DD")] == "0.004"
+    assert len(paper.TABLE4) == 5 * 6
+
+
+def test_table3_5_6_published_values():
+    assert paper.TABLE3[("FT", "GPT-Neo 2.7B ES")] == "0.55"
+    assert paper.TABLE3[("MEND", "T5-XL DD")] == "0.001"
+    assert paper.TABLE3[("MEND", "T5-XXL DD")] == "<0.001"
+    assert paper.TABLE3[("KE", "GPT-J 6B DD")] == "0.068"
+    assert paper.TABLE3[("FT+KL", "GPT-J 6B ES")] == "0.36"
+    assert len(paper.TABLE3) == 4 * 8
+    assert paper.TABLE5[("ENN", paper.table5_column("ES", 125))] == "0.11"
+    assert paper.TABLE5[("MEND", paper.table5_column("ES", 25))] == "0.89"
+    assert paper.TABLE5[("ENN", paper.table5_column("DD", 1))] == "<0.001"
+    assert paper.TABLE5[("MEND", paper.table5_column("DD", 125))] == "0.012"
+    assert len(paper.TABLE5) == 2 * 10
+    assert paper.TABLE6[("No norm", "Wikitext ES")] == "0.02"
+    assert paper.TABLE6[("No ID init", "Wikitext DD")] == "0.898"
+    assert paper.TABLE6[("No sharing", "zsRE ES")] == ">0.99"
+    assert paper.TABLE6[("Only δ", "Wikitext DD")] == "0.445"
+    assert paper.TABLE6[("MEND", "zsRE DD")] == "0.001"
+    assert len(paper.TABLE6) == 7 * 4
+    assert set(paper.TABLE6_VARIANTS.values()) == set(paper.TABLE6_EDITORS)
+    assert paper.paper_value(4, "KE", "Wikitext ES") == "0.25"
+    assert paper.paper_value(4, "Cache", "zsRE ES") is None
+    with pytest.raises(KeyError):
+        paper.paper_value(7, "MEND", "zsRE ES")
+
+
+def test_parse_published():
+    assert paper.parse_published("<0.001") == 0.001
+    assert paper.parse_published(">0.99") == 0.99
+    assert paper.parse_published("0.98") == 0.98
+    assert paper.published_bound("<0.001") == "<"
+    assert paper.published_bound(">0.99") == ">"
+    assert paper.published_bound("0.195") == "="
+    with pytest.raises(ValueError, match="not a published number"):
+        paper.parse_published("n/a")
+    # every published value parses
+    for table in paper.TABLES.values():
+        for value in table.values():
+            assert 0.0 <= paper.parse_published(value) < 1.0
+
+
+# --------------------------------------------------------------------------------------------------------
+# load_metrics
+# --------------------------------------------------------------------------------------------------------
+def test_load_metrics(metric_files):
+    df = tables.load_metrics(metric_files)
+    assert len(df) == 5
+    row = df[(df.task == "zsre") & (df.editor == "mend")].iloc[0]
+    assert row["es"] == 0.93 and row["dd"] == 0.004 and row["path"] == str(metric_files[0])
+
+
+def test_load_metrics_missing_file(tmp_path):
+    missing = tmp_path / "nope" / "metrics.json"
+    with pytest.raises(FileNotFoundError, match="metrics.json"):
+        tables.load_metrics([missing])
+
+
+def test_load_metrics_missing_key(tmp_path):
+    record = _metrics("zsre", "mend", 0.9, 0.0)
+    del record["dd"], record["n"]
+    path = _write(tmp_path, "bad", record)
+    with pytest.raises(tables.MetricsError) as info:
+        tables.load_metrics([path])
+    assert str(path) in str(info.value)
+    assert "['n', 'dd']" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"es": "0.9"}, "'es' must be a number"),
+        ({"dd_kind": "loss"}, "'dd_kind' must be one of"),
+        ({"n_edits": 1.5}, "'n_edits' must be a non-negative integer"),
+        ({"task": ""}, "'task' must be a non-empty string"),
+    ],
+)
+def test_load_metrics_bad_values(tmp_path, change, message):
+    path = _write(tmp_path, "bad", {**_metrics("zsre", "mend", 0.9, 0.0), **change})
+    with pytest.raises(tables.MetricsError, match=message) as info:
+        tables.load_metrics([path])
+    assert str(path) in str(info.value)
+
+
+def test_load_metrics_not_json(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(tables.MetricsError, match="broken.json: not valid JSON"):
+        tables.load_metrics([path])
+    path.write_text("[1, 2]")
+    with pytest.raises(tables.MetricsError, match="expected a JSON object"):
+        tables.load_metrics([path])
+
+
+# --------------------------------------------------------------------------------------------------------
+# table4
+# --------------------------------------------------------------------------------------------------------
+def test_table4_cells(metric_files):
+    df = tables.table4(tables.load_metrics(metric_files))
+    assert list(df.index) == ["FT", "KE", "MEND", "Cache (beyond Table 4)"]
+    assert df.index.name == "Editor"
+    assert list(df.columns) == tables.table4_columns()
+    assert len(df.columns) == 12
+    assert df.loc["MEND", "zsRE ES (ours)"] == "0.930"
+    assert df.loc["MEND", "zsRE DD (ours)"] == "0.004"
+    assert df.loc["MEND", "zsRE ES (paper)"] == "0.98"
+    assert df.loc["MEND", "zsRE DD (paper)"] == "0.002"
+    assert df.loc["MEND", "FEVER ES (ours)"] == "0.876"  # 0.8765 -> 3 decimals
+    assert df.loc["MEND", "FEVER DD (ours)"] == "-0.013"
+    assert df.loc["MEND", "FEVER ES (paper)"] == ">0.99"
+    assert df.loc["MEND", "Wikitext ES (ours)"] == tables.MISSING
+    assert df.loc["MEND", "Wikitext DD (paper)"] == "0.225"
+    assert df.loc["KE", "zsRE DD (ours)"] == "0.250"
+    assert df.loc["KE", "FEVER ES (ours)"] == "—"
+    assert df.loc["Cache (beyond Table 4)", "zsRE ES (ours)"] == "1.000"
+    assert df.loc["Cache (beyond Table 4)", "zsRE ES (paper)"] == "—"
+    assert df.loc["FT", "Wikitext ES (ours)"] == "0.312"  # 0.3125 -> 3 decimals
+    assert df.loc["FT", "zsRE ES (ours)"] == "—"
+    # editors without any of our results are not shown by default
+    assert "FT+KL" not in df.index and "ENN" not in df.index
+
+
+def test_table4_paper_order_and_paper_only_rows(metric_files):
+    df = tables.table4(tables.load_metrics(metric_files), include_paper_only=True)
+    assert list(df.index) == ["FT", "FT+KL", "ENN", "KE", "MEND", "Cache (beyond Table 4)"]
+    assert df.loc["FT", "Wikitext ES (ours)"] == "0.312"
+    assert df.loc["FT", "Wikitext DD (ours)"] == "1.235"
+    assert df.loc["FT", "Wikitext DD (paper)"] == "0.938"
+    assert df.loc["ENN", "FEVER DD (paper)"] == "0.003"
+    assert (df.loc["ENN", [c for c in df.columns if c.endswith("(ours)")]] == "—").all()
+
+
+def test_table4_ignores_other_models_and_batches(tmp_path, metric_files):
+    extra = [
+        _write(tmp_path, "t5", {**_metrics("zsre", "enn", 0.1, 0.1), "model": "t5"}),
+        _write(tmp_path, "batch", {**_metrics("zsre", "enn", 0.2, 0.2), "n_edits": 25}),
+    ]
+    df = tables.table4(tables.load_metrics(metric_files + extra))
+    assert "ENN" not in df.index
+
+
+def test_table4_duplicate_cell_is_an_error(tmp_path, metric_files):
+    dup = _write(tmp_path, "zsre_mend_again", _metrics("zsre", "mend", 0.5, 0.0))
+    with pytest.raises(ValueError, match="zsre_mend_again.json"):
+        tables.table4(tables.load_metrics(metric_files + [dup]))
+
+
+def test_table4_wrong_dd_kind_is_an_error(tmp_path):
+    path = _write(tmp_path, "w", {**_metrics("wikitext", "mend", 0.5, 0.1), "dd_kind": "acc"})
+    with pytest.raises(tables.MetricsError, match="ppl drawdown"):
+        tables.table4(tables.load_metrics([path]))
+
+
+def test_table4_caption(metric_files):
+    metrics = tables.load_metrics(metric_files)
+    caption = tables.table4_caption(metrics, profile="tiny")
+    assert "profile tiny" in caption
+    assert "FEVER edit label: flip p=0.5" in caption
+    assert "locality accuracy before − after" in caption
+    assert "perplexity after − before" in caption
+    assert "exp(token-weighted mean NLL over all locality tokens)" in caption
+    assert "edit success on equivalence examples" in caption
+    assert "n = 100 edits per cell" in caption
+    # FEVER results without the field: the default rule
+    no_rule = [p for p in metric_files if "fever" not in p.name]
+    no_rule.append(_write(metric_files[0].parent, "fever_ft", _metrics("fever", "ft", 0.5, 0.0)))
+    caption = tables.table4_caption(tables.load_metrics(no_rule))
+    assert "FEVER edit label: always flip." in caption
+    assert "profile tiny" in caption  # from the metrics' "profile" field
+
+
+def test_format_ours():
+    assert tables.format_ours(0.93) == "0.930"
+    assert tables.format_ours(None) == "—"
+    assert tables.format_ours(float("nan")) == "n/a"
+    assert tables.format_ours(-0.0001) == "0.000"
+
+
+# --------------------------------------------------------------------------------------------------------
+# write_table and the command line
+# --------------------------------------------------------------------------------------------------------
+def test_write_table_roundtrip(tmp_path, metric_files):
+    metrics = tables.load_metrics(metric_files)
+    df = tables.table4(metrics, include_paper_only=True)
+    stem = tmp_path / "figures" / "tiny" / "table4"
+    written = tables.write_table(df, stem, "A caption with 50% & x_1 − y")
+    assert written == [stem.with_suffix(s) for s in (".md", ".tex", ".csv")]
+    assert not [p for p in stem.parent.iterdir() if p.name.startswith(".")]  # no temp files left
+
+    md = stem.with_suffix(".md").read_text(encoding="utf-8")
+    assert md.splitlines()[0] == r"*A caption with 50% & x\_1 − y*"
+    assert "| MEND" in md and "0.930" in md and ">0.99" in md
+
+    tex = stem.with_suffix(".tex").read_text(encoding="utf-8")
+    assert r"\caption{A caption with 50\% \& x\_1 \ensuremath{-} y}" in tex
+    assert r"\label{tab:table4}" in tex
+    assert r"\textgreater{}0.99" in tex and r"\textless{}0.001" in tex
+    assert r"\begin{tabular}" in tex and r"\end{table}" in tex
+
+    back = pd.read_csv(stem.with_suffix(".csv"), index_col=0, dtype=str, keep_default_na=False)
+    assert list(back.index) == list(df.index)
+    assert list(back.columns) == list(df.columns)
+    pd.testing.assert_frame_equal(back, df, check_names=False)
+    assert float(back.loc["MEND", "zsRE ES (ours)"]) == pytest.approx(0.93)
+    assert float(back.loc["MEND", "FEVER DD (ours)"]) == pytest.approx(-0.013)
+    assert float(back.loc["FT", "Wikitext DD (ours)"]) == pytest.approx(1.235)
+    assert back.loc["MEND", "FEVER ES (paper)"] == ">0.99"
+    assert paper.parse_published(back.loc["FT+KL", "zsRE DD (paper)"]) == 0.001
+
+
+def test_write_table_replaces_existing(tmp_path):
+    stem = tmp_path / "t"
+    df = pd.DataFrame({"A": ["1"]}, index=pd.Index(["x"], name="Editor"))
+    tables.write_table(df, stem, "first")
+    tables.write_table(df.assign(A=["2"]), stem, "second")
+    assert stem.with_suffix(".md").read_text(encoding="utf-8").startswith("*second*")
+    assert pd.read_csv(stem.with_suffix(".csv"), index_col=0).loc["x", "A"] == 2
+
+
+def test_main(tmp_path, metric_files, capsys):
+    out = tmp_path / "figs" / "table4"
+    rc = tables.main(["table4", "--metrics", *map(str, metric_files), "--out", str(out), "--profile", "tiny"])
+    assert rc == 0
+    assert capsys.readouterr().out.split() == [str(out) + s for s in (".md", ".tex", ".csv")]
+    back = pd.read_csv(out.with_suffix(".csv"), index_col=0, dtype=str, keep_default_na=False)
+    assert list(back.index) == ["FT", "KE", "MEND", "Cache (beyond Table 4)"]
+    assert math.isclose(float(back.loc["MEND", "zsRE ES (ours)"]), 0.93)
+    assert "profile tiny" in out.with_suffix(".md").read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_main_missing_file(tmp_path, capsys):
+    rc = tables.main(["table4", "--metrics", str(tmp_path / "absent.json"), "--out", str(tmp_path / "t")])
+    assert rc == 1
+    assert "absent.json" in capsys.readouterr().err
+    assert not (tmp_path / "t.md").exists()

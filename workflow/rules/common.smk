@@ -1,0 +1,101 @@
+# Helpers shared by the rules: paths, and the experiment JSON each command receives.
+import json
+
+PROFILE = config["profile"]
+RES = f"results/{PROFILE}"
+FIG = f"figures/{PROFILE}"
+LAUNCH = config["launcher"]
+
+TASK_FILES = {
+    "zsre": ["zsre_train", "zsre_dev", "nq_train", "nq_dev"],
+    "fever": ["fever_train", "fever_dev"],
+    "wikitext": ["wiki_train", "wiki_dev", "self_sample_train", "self_sample_dev"],
+}
+WORLD_KEYS = [k for keys in TASK_FILES.values() for k in keys if not k.startswith("self_sample")]
+
+
+def data_file(key):
+    return config["data"][key]
+
+
+def task_files(wildcards):
+    """The data files a task reads, as a name -> path mapping."""
+    return {k: data_file(k) for k in TASK_FILES[wildcards.task]}
+
+
+def task_files_json(wildcards):
+    return json.dumps(task_files(wildcards), sort_keys=True)
+
+
+def model_dir(name):
+    return f"{RES}/models/{name}"
+
+
+def model_input(wildcards):
+    return model_dir(wildcards.model)
+
+
+def editor_entry(name):
+    if name not in config["editors"]:
+        raise ValueError(f"editor '{name}' is not in config['editors'] ({sorted(config['editors'])})")
+    return config["editors"][name]
+
+
+def is_learned(editor):
+    return editor_entry(editor)["kind"] in ("mend", "ke", "enn")
+
+
+def experiment(task, model, editor=""):
+    """The experiment mapping one command receives: model spec, task and editor options, loop settings."""
+    m = dict(config["models"][model])
+    if m["task"] != task:
+        raise ValueError(f"model '{model}' is configured for task '{m['task']}', not '{task}'")
+    exp = {
+        "profile": PROFILE,
+        "seed": config["seed"],
+        "task": task,
+        "model": {"name": model, **{k: v for k, v in m.items() if k not in ("task", "pretrain")}},
+        "pretrain": m.get("pretrain", {}),
+        "task_options": config["tasks"].get(task, {}),
+        "train": dict(config["train"]),
+        "eval": dict(config["eval"]),
+    }
+    if editor:
+        e = editor_entry(editor)
+        exp.update(editor=editor, editor_kind=e["kind"], editor_options=e.get("options", {}))
+        exp["train"].update(e.get("train", {}))
+        exp["eval"].update(e.get("eval", {}))
+    return exp
+
+
+def experiment_json(wildcards):
+    return json.dumps(
+        experiment(wildcards.task, wildcards.model, getattr(wildcards, "editor", "")), sort_keys=True
+    )
+
+
+def pretrain_json(wildcards):
+    return json.dumps(experiment(config["models"][wildcards.model]["task"], wildcards.model), sort_keys=True)
+
+
+def checkpoint_input(wildcards):
+    if is_learned(wildcards.editor):
+        return f"{RES}/{wildcards.task}/{wildcards.model}/{wildcards.editor}/editor.pt"
+    return []
+
+
+def ckpt_arg(wildcards, input):
+    return f"--ckpt {input.ckpt}" if input.ckpt else ""
+
+
+def table4_metrics(wildcards=None):
+    t = config["tables"]["table4"]
+    return [
+        f"{RES}/{e['task']}/{e['model']}/{ed}/eval_k1/metrics.json"
+        for e in t["experiments"]
+        for ed in t["editors"]
+    ]
+
+
+def all_targets():
+    return [f"{FIG}/table4.md", f"{FIG}/table4.tex", f"{FIG}/table4.csv"]

@@ -1,0 +1,24 @@
+# Train each learned editor (MEND and its variants) for one (task, model).
+
+
+rule train_editor:
+    input:
+        model=model_input,
+        data=lambda wc: list(task_files(wc).values()),
+    output:
+        ckpt=f"{RES}/{{task}}/{{model}}/{{editor}}/editor.pt",
+        metrics=f"{RES}/{{task}}/{{model}}/{{editor}}/train.json",
+    params:
+        exp=experiment_json,
+        files=task_files_json,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        gpu=0,
+    log:
+        f"{RES}/logs/train/{{task}}/{{model}}/{{editor}}.log",
+    benchmark:
+        f"{RES}/benchmarks/train/{{task}}/{{model}}/{{editor}}.tsv"
+    shell:
+        "{LAUNCH} --threads {threads} train --exp {params.exp:q} --model {input.model} "
+        "--files {params.files:q} --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"

@@ -1,0 +1,29 @@
+# Evaluate an editor on dev edits in batches of k: raw per-edit lines plus the aggregated metrics.
+
+
+rule evaluate:
+    input:
+        model=model_input,
+        data=lambda wc: list(task_files(wc).values()),
+        ckpt=checkpoint_input,
+    output:
+        records=f"{RES}/{{task}}/{{model}}/{{editor}}/eval_k{{k}}/edits.jsonl",
+        metrics=f"{RES}/{{task}}/{{model}}/{{editor}}/eval_k{{k}}/metrics.json",
+    wildcard_constraints:
+        k=r"\d+",
+    params:
+        exp=experiment_json,
+        files=task_files_json,
+        ckpt=ckpt_arg,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        gpu=0,
+    log:
+        f"{RES}/logs/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.log",
+    benchmark:
+        f"{RES}/benchmarks/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.tsv"
+    shell:
+        "{LAUNCH} --threads {threads} evaluate --exp {params.exp:q} --model {input.model} "
+        "--files {params.files:q} {params.ckpt} --records {output.records} "
+        "--metrics {output.metrics} > {log} 2>&1"

@@ -1,0 +1,44 @@
+# Tiny profile: pre-train each base model on the world, then sample the Wikitext edit targets.
+
+
+rule pretrain:
+    input:
+        world=[data_file(k) for k in WORLD_KEYS],
+        tokenizer=f"{RES}/tokenizer/tokenizer.json",
+    output:
+        model=directory(f"{RES}/models/{{model}}"),
+        metrics=f"{RES}/models/{{model}}.metrics.json",
+    params:
+        exp=pretrain_json,
+        world=f"{RES}/world",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    log:
+        f"{RES}/logs/pretrain/{{model}}.log",
+    benchmark:
+        f"{RES}/benchmarks/pretrain/{{model}}.tsv"
+    shell:
+        "{LAUNCH} --threads {threads} pretrain --exp {params.exp:q} --world {params.world} "
+        "--tokenizer $(dirname {input.tokenizer}) --out {output.model} --metrics {output.metrics} > {log} 2>&1"
+
+
+rule self_sample:
+    input:
+        model=model_dir(config["tasks"]["wikitext"]["sampler_model"]),
+        wiki_train=data_file("wiki_train"),
+        wiki_dev=data_file("wiki_dev"),
+    output:
+        train=data_file("self_sample_train"),
+        dev=data_file("self_sample_dev"),
+    params:
+        exp=json.dumps(
+            experiment("wikitext", config["tasks"]["wikitext"]["sampler_model"]), sort_keys=True
+        ),
+    threads: 1
+    log:
+        f"{RES}/logs/self_sample.log",
+    shell:
+        "{LAUNCH} --threads {threads} self-sample --exp {params.exp:q} --model {input.model} "
+        "--wiki-train {input.wiki_train} --wiki-valid {input.wiki_dev} "
+        "--out-train {output.train} --out-valid {output.dev} > {log} 2>&1"
