@@ -32,15 +32,30 @@ def tok() -> PreTrainedTokenizerFast:
 
 MICRO_SPECS = {
     "gpt2": ModelSpec(
-        name="gpt2", arch="gpt2", d_model=16, n_layers=3, n_heads=2, d_ffn=24,
+        name="gpt2",
+        arch="gpt2",
+        d_model=16,
+        n_layers=3,
+        n_heads=2,
+        d_ffn=24,
         edit_params=(r"transformer\.h\.[12]\.mlp\.(c_fc|c_proj)\.weight",),
     ),
     "bart": ModelSpec(
-        name="bart", arch="bart", d_model=16, n_layers=2, n_heads=2, d_ffn=24,
+        name="bart",
+        arch="bart",
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_ffn=24,
         edit_params=(r"model\.(encoder|decoder)\.layers\.1\.(fc1|fc2)\.weight",),
     ),
     "bert": ModelSpec(
-        name="bert", arch="bert", d_model=16, n_layers=3, n_heads=2, d_ffn=24,
+        name="bert",
+        arch="bert",
+        d_model=16,
+        n_layers=3,
+        n_heads=2,
+        d_ffn=24,
         edit_params=(r"bert\.encoder\.layer\.[12]\.(intermediate|output)\.dense\.weight",),
     ),
 }

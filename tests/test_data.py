@@ -32,9 +32,7 @@ from mendrepro.data.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_word_
 from mendrepro.data.wikitext import SelfSample, load_self_sample, load_wikitext_raw, write_self_sample
 from mendrepro.data.zsre import ZsreRecord, load_zsre, pick_target
 
-SMALL = WorldConfig(
-    seed=3, n_subjects=30, n_objects_per_type=10, n_dev_facts=20, n_nq_facts=20, n_wiki_valid=5
-)
+SMALL = WorldConfig(seed=3, n_subjects=30, n_objects_per_type=10, n_dev_facts=20, n_nq_facts=20, n_wiki_valid=5)
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]+")
 
 

@@ -41,9 +41,7 @@ def _write(tmp_path: Path, name: str, record: dict) -> Path:
 def metric_files(tmp_path: Path) -> list[Path]:
     return [
         _write(tmp_path, "zsre_mend", _metrics("zsre", "mend", 0.93, 0.004)),
-        _write(
-            tmp_path, "fever_mend", _metrics("fever", "mend", 0.8765, -0.0125, fever_flip_rule="flip p=0.5")
-        ),
+        _write(tmp_path, "fever_mend", _metrics("fever", "mend", 0.8765, -0.0125, fever_flip_rule="flip p=0.5")),
         _write(tmp_path, "wiki_ft", _metrics("wikitext", "ft", 0.3125, 1.2346)),
         _write(tmp_path, "zsre_cache", _metrics("zsre", "cache", 1.0, 0.0)),
         _write(tmp_path, "zsre_ke", _metrics("zsre", "ke", 0.5, 0.25)),

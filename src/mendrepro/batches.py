@@ -37,7 +37,11 @@ def seq2seq_batch(tok, sources: Sequence[str], targets: Sequence[str], max_len: 
     """Encoder input ``<s> source </s>``; labels ``target </s>``."""
     src = [([tok.bos_token_id] + _ids(tok, s) + [tok.eos_token_id])[:max_len] for s in sources]
     tgt = [(_ids(tok, t) + [tok.eos_token_id])[:max_len] for t in targets]
-    return {"input_ids": _pad(src, tok.pad_token_id), "attention_mask": _mask(src), "labels": _pad(tgt, IGNORE)}
+    return {
+        "input_ids": _pad(src, tok.pad_token_id),
+        "attention_mask": _mask(src),
+        "labels": _pad(tgt, IGNORE),
+    }
 
 
 def lm_batch(tok, prompts: Sequence[str], targets: Sequence[str | None], max_len: int = 64) -> Batch:
@@ -55,7 +59,11 @@ def lm_batch(tok, prompts: Sequence[str], targets: Sequence[str | None], max_len
             ids, lab = p_ids + t_ids, [IGNORE] * len(p_ids) + t_ids
         rows.append(ids[-max_len:])
         labels.append(lab[-max_len:])
-    return {"input_ids": _pad(rows, tok.pad_token_id), "attention_mask": _mask(rows), "labels": _pad(labels, IGNORE)}
+    return {
+        "input_ids": _pad(rows, tok.pad_token_id),
+        "attention_mask": _mask(rows),
+        "labels": _pad(labels, IGNORE),
+    }
 
 
 def binary_batch(tok, texts: Sequence[str], labels: Sequence[bool | int], max_len: int = 64) -> Batch:

@@ -95,7 +95,10 @@ def cmd_self_sample(args) -> None:
     exp = Experiment.from_json(args.exp)
     model, tok = load_model(Path(args.model), exp.model.arch)
     opts = exp.task_options
-    for split, src, out in (("train", args.wiki_train, args.out_train), ("valid", args.wiki_valid, args.out_valid)):
+    for split, src, out in (
+        ("train", args.wiki_train, args.out_train),
+        ("valid", args.wiki_valid, args.out_valid),
+    ):
         passages = load_wikitext_raw(src, min_words=opts.get("edit_min_words", 50))
         samples = self_sample(
             model,
@@ -176,7 +179,15 @@ def cmd_evaluate(args) -> None:
     write_json_atomic(args.metrics, metrics)
 
 
+TABLE_COMMANDS = ("table4",)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TABLE_COMMANDS:
+        from mendrepro.report import tables
+
+        return tables.main(argv)
     p = argparse.ArgumentParser(prog="mendrepro", description=__doc__)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     sub = p.add_subparsers(dest="command", required=True)

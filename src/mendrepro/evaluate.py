@@ -94,6 +94,7 @@ def aggregate(records: list[dict], family: str) -> dict:
     es = sum(r["es"] for r in records) / len(records)
     out = {"n": len(records), "es": es, "seconds_per_edit": sum(r["seconds"] for r in records) / len(records)}
     if family == "lm":
+
         def ppl(side: str) -> float:
             nll = sum(sum(r[side]["nll"]) for r in records)
             toks = sum(sum(r[side]["tokens"]) for r in records)
@@ -102,6 +103,7 @@ def aggregate(records: list[dict], family: str) -> dict:
         before, after = ppl("locality_before"), ppl("locality_after")
         out.update(dd_kind="ppl", loc_before=before, loc_after=after, dd=after - before)
     else:
+
         def acc(side: str) -> float:
             vals = [a for r in records for a in r[side]["acc"]]
             return sum(vals) / len(vals)

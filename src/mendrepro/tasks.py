@@ -125,7 +125,13 @@ class WikitextTask:
     def __init__(self, tok, samples: list[SelfSample], loc_pool: list[str], max_len: int = 128, n_equiv: int = 3):
         if not samples or not loc_pool:
             raise ValueError("Wikitext task needs self-sampled edits and locality passages")
-        self.tok, self.samples, self.loc_pool, self.max_len, self.n_equiv = tok, samples, loc_pool, max_len, n_equiv
+        self.tok, self.samples, self.loc_pool, self.max_len, self.n_equiv = (
+            tok,
+            samples,
+            loc_pool,
+            max_len,
+            n_equiv,
+        )
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -156,4 +162,3 @@ def sample_requests(task, rng: random.Random, k: int, n_loc: int) -> EditRequest
     """k random requests of ``task`` merged into one batched edit (training)."""
     idx = rng.sample(range(len(task)), k) if k <= len(task) else [rng.randrange(len(task)) for _ in range(k)]
     return merge([task.request(i, rng, n_loc=n_loc) for i in idx], task.tok.pad_token_id)
-

@@ -62,9 +62,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [obj for _, obj in iter_jsonl(path)]
 
 
-def require_str_list(
-    obj: dict[str, Any], key: str, path: str | os.PathLike[str], line: int
-) -> tuple[str, ...]:
+def require_str_list(obj: dict[str, Any], key: str, path: str | os.PathLike[str], line: int) -> tuple[str, ...]:
     """`obj[key]` as a tuple of strings, or a DataFormatError at `path:line`."""
     if key not in obj:
         raise DataFormatError(path, f"missing field {key!r}", line=line)

@@ -24,9 +24,7 @@ def load_nq(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     if not isinstance(questions, list) or not isinstance(answers, list):
         raise DataFormatError(path, '"questions" and "answers" must be lists')
     if len(questions) != len(answers):
-        raise DataFormatError(
-            path, f'"questions" has {len(questions)} entries but "answers" has {len(answers)}'
-        )
+        raise DataFormatError(path, f'"questions" has {len(questions)} entries but "answers" has {len(answers)}')
     pairs = []
     for i, (q, a) in enumerate(zip(questions, answers, strict=True)):
         if not isinstance(q, str):

@@ -25,9 +25,7 @@ def train_word_tokenizer(
     post-processor: each model adds its own special tokens.
     """
     raw = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    raw.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
-    )
+    raw.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     trainer = trainers.WordLevelTrainer(
         vocab_size=10_000_000, min_frequency=1, special_tokens=list(SPECIAL_TOKENS), show_progress=False
     )
@@ -78,7 +76,5 @@ def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerFast:
     """Load a tokenizer saved by `train_word_tokenizer`."""
     path = Path(path)
     if not (path / "tokenizer.json").is_file():
-        raise FileNotFoundError(
-            f"no tokenizer at {path} (expected {path / 'tokenizer.json'}; build it first)"
-        )
+        raise FileNotFoundError(f"no tokenizer at {path} (expected {path / 'tokenizer.json'}; build it first)")
     return PreTrainedTokenizerFast.from_pretrained(path)

@@ -19,9 +19,7 @@ def _is_heading(line: str) -> bool:
     return len(line) >= 2 and line.startswith("=") and line.endswith("=")
 
 
-def load_wikitext_raw(
-    path: str | os.PathLike[str], min_words: int = 50, ascii_only: bool = True
-) -> list[str]:
+def load_wikitext_raw(path: str | os.PathLike[str], min_words: int = 50, ascii_only: bool = True) -> list[str]:
     """Paragraph lines of a wikitext-*-raw file with >= `min_words` words (and all-ASCII if asked).
 
     This is the release's filter; headings and blank lines are dropped and lines are stripped.

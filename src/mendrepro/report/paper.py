@@ -20,9 +20,7 @@ from typing import Final, Literal
 DDKind = Literal["acc", "ppl"]
 Key = tuple[str, str]
 
-CITATION: Final = (
-    "Mitchell, Lin, Bosselut, Finn and Manning, Fast Model Editing at Scale, ICLR 2022 (arXiv:2110.11309)"
-)
+CITATION: Final = "Mitchell, Lin, Bosselut, Finn and Manning, Fast Model Editing at Scale, ICLR 2022 (arXiv:2110.11309)"
 
 # --- Table 3: large models (GPT-Neo 2.7B and GPT-J 6B on Wikitext; T5-XL and T5-XXL on zsRE) -------------
 TABLE3_EDITORS: Final = ("FT", "FT+KL", "KE", "MEND")

@@ -83,9 +83,7 @@ def _read_one(path: Path) -> dict:
         if record[k] != int(record[k]) or record[k] < 0:
             raise MetricsError(f"{path}: key {k!r} must be a non-negative integer, got {record[k]!r}")
     if record["dd_kind"] not in DD_KINDS:
-        raise MetricsError(
-            f"{path}: key 'dd_kind' must be one of {list(DD_KINDS)}, got {record['dd_kind']!r}"
-        )
+        raise MetricsError(f"{path}: key 'dd_kind' must be one of {list(DD_KINDS)}, got {record['dd_kind']!r}")
     return record
 
 
@@ -156,9 +154,7 @@ def table4_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     for _, r in rows.iterrows():
         want = TABLE4_DD_KINDS[r["task"]]
         if r["dd_kind"] != want:
-            raise MetricsError(
-                f"{r['path']}: Table 4 reports {want} drawdown for {r['task']}, got {r['dd_kind']!r}"
-            )
+            raise MetricsError(f"{r['path']}: Table 4 reports {want} drawdown for {r['task']}, got {r['dd_kind']!r}")
     dup = rows[rows.duplicated(["task", "editor"], keep=False)]
     if not dup.empty:
         groups = dup.groupby(["task", "editor"])["path"].apply(list).to_dict()
@@ -201,9 +197,7 @@ def table4(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.Dat
                 published = paper.TABLE4.get((label, f"{task_label} {metric}"))
                 cells += [format_ours(value), published if published is not None else MISSING]
         data.append(cells)
-    df = pd.DataFrame(
-        data, index=pd.Index([label for label, _ in lines], name="Editor"), columns=table4_columns()
-    )
+    df = pd.DataFrame(data, index=pd.Index([label for label, _ in lines], name="Editor"), columns=table4_columns())
     return df
 
 
@@ -333,12 +327,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p4 = sub.add_parser("table4", help="Table 4: FEVER/BERT, zsRE/BART, Wikitext/distilGPT-2, one edit")
     p4.add_argument("--metrics", nargs="+", required=True, type=Path, help="metrics JSON files")
     p4.add_argument("--out", required=True, type=Path, help="output stem: writes STEM.md, STEM.tex, STEM.csv")
-    p4.add_argument(
-        "--profile", default=None, help="profile named in the caption (default: from the metrics)"
-    )
-    p4.add_argument(
-        "--show-paper-only", action="store_true", help="also show the paper's editors that we did not run"
-    )
+    p4.add_argument("--profile", default=None, help="profile named in the caption (default: from the metrics)")
+    p4.add_argument("--show-paper-only", action="store_true", help="also show the paper's editors that we did not run")
     return parser
 
 
