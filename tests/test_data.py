@@ -21,7 +21,10 @@ from mendrepro.data.formats import (
 )
 from mendrepro.data.nq import load_nq
 from mendrepro.data.synthetic import (
+    NQ_RELATIONS,
+    OBJECT_TYPES,
     RELATIONS,
+    RELATIONS_BY_NAME,
     WORLD_FILES,
     WorldConfig,
     all_world_texts,
@@ -32,7 +35,7 @@ from mendrepro.data.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_word_
 from mendrepro.data.wikitext import SelfSample, load_self_sample, load_wikitext_raw, write_self_sample
 from mendrepro.data.zsre import ZsreRecord, load_zsre, pick_target
 
-SMALL = WorldConfig(seed=3, n_subjects=30, n_objects_per_type=10, n_dev_facts=20, n_nq_facts=20, n_wiki_valid=5)
+SMALL = WorldConfig(seed=3, n_subjects=30, n_objects_per_type=10, n_dev_facts=20, n_wiki_valid=5)
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]+")
 
 
@@ -79,6 +82,17 @@ def test_relations_and_templates():
         assert len(r.statements) >= 1
         assert all("{s}" in t for t in r.questions)
         assert all("{s}" in t and "{o}" in t for t in (*r.claims, *r.statements))
+        assert r.subject_type == "person"
+    assert len(NQ_RELATIONS) >= 3
+    assert not {r.name for r in NQ_RELATIONS} & {r.name for r in RELATIONS}
+    for r in NQ_RELATIONS:
+        assert len(r.questions) >= 5 and len(set(r.questions)) == len(r.questions)
+        assert r.claims == () and len(r.statements) >= 1  # no FEVER claims; almanac sentences
+        assert all("{s}" in t for t in r.questions)
+        assert all("{s}" in t and "{o}" in t for t in r.statements)
+        assert r.subject_type in OBJECT_TYPES and r.object_type in OBJECT_TYPES
+    # No NQ question template is a zsRE (person) question template.
+    assert not {t for r in NQ_RELATIONS for t in r.questions} & {t for r in RELATIONS for t in r.questions}
 
 
 def test_entities_unique_and_some_multiword(world):
@@ -86,7 +100,7 @@ def test_entities_unique_and_some_multiword(world):
     assert len(names) == len(set(names)) == 200 + 6 * 24
     assert any(" " in n for v in world.objects.values() for n in v)
     for f in world.facts:
-        assert f.object in world.objects[next(r.object_type for r in RELATIONS if r.name == f.relation)]
+        assert f.object in world.objects[RELATIONS_BY_NAME[f.relation].object_type]
         assert f.object not in f.alternatives and f.wrong_object != f.object
         assert 4 <= len(f.alternatives) <= 6
 
@@ -94,11 +108,52 @@ def test_entities_unique_and_some_multiword(world):
 def test_splits_disjoint_and_sized(world):
     cfg = world.config
     train, dev, nq = (set(world.splits[k]) for k in ("train", "dev", "nq"))
-    assert len(dev) == cfg.n_dev_facts and len(nq) == cfg.n_nq_facts
+    n_person, n_nq = 200 * len(RELATIONS), 24 * len(NQ_RELATIONS)
+    assert len(dev) == cfg.n_dev_facts and len(train) == n_person - cfg.n_dev_facts and len(nq) == n_nq
     assert not (train & dev) and not (train & nq) and not (dev & nq)
-    assert train | dev | nq == set(range(len(world.facts))) and len(world.facts) == 200 * len(RELATIONS)
+    assert train | dev | nq == set(range(len(world.facts))) and len(world.facts) == n_person + n_nq
     keys = {(f.subject, f.relation) for f in world.facts}
     assert len(keys) == len(world.facts)  # one fact per (subject, relation)
+    for f in world.facts:
+        assert f.split == ("nq" if f.id in nq else "dev" if f.id in dev else "train")
+
+
+def test_zsre_facts_are_person_facts_nq_facts_are_not(world):
+    persons = set(world.subjects)
+    person_relations = {r.name for r in RELATIONS}
+    for f in world.split_facts("train") + world.split_facts("dev"):
+        assert f.subject_type == "person" and f.subject in persons and f.relation in person_relations
+        assert world.subjects[f.subject_id] == f.subject
+    nq_facts = world.split_facts("nq")
+    # Every (subject, NQ relation) pair is an NQ fact: all of them are used.
+    assert {(f.subject, f.relation) for f in nq_facts} == {
+        (s, r.name) for r in NQ_RELATIONS for s in world.objects[r.subject_type]
+    }
+    for f in nq_facts:
+        r = RELATIONS_BY_NAME[f.relation]
+        assert r in NQ_RELATIONS and f.subject_type == r.subject_type != "person"
+        assert f.subject not in persons and world.objects[f.subject_type][f.subject_id] == f.subject
+    capitals = [f.object for f in nq_facts if f.relation == "capital_of"]
+    assert len(capitals) == len(set(capitals)) == len(world.objects["country"])  # one capital per country
+
+
+def test_nq_questions_share_no_template_with_zsre(world, world_files):
+    def templates(pairs):
+        return {q.replace(subject, "{s}") for q, subject in pairs}
+
+    zsre_templates = set()
+    for split in ("train", "dev"):
+        records = load_zsre(world_files[f"zsre_{split}"])
+        for rec, fact in zip(records, world.split_facts(split), strict=True):
+            zsre_templates |= templates((q, fact.subject) for q in (rec.src, *rec.rephrases))
+    assert zsre_templates == {t for r in RELATIONS for t in r.questions}
+    nq = load_nq(world_files["nq_train"]) + load_nq(world_files["nq_dev"])
+    nq_templates = templates((q, f.subject) for (q, _), f in zip(nq, world.split_facts("nq"), strict=True))
+    assert len(nq_templates) > 10 and not nq_templates & zsre_templates
+    assert nq_templates <= {t for r in NQ_RELATIONS for t in r.questions}
+    # No NQ question mentions a person.
+    persons = set(world.subjects)
+    assert not any(set(q.split()) & persons for q, _ in nq)
 
 
 def test_text_convention_and_tokenizer_vocabulary(world, tmp_path):
@@ -152,8 +207,10 @@ def test_written_records_round_trip(world, world_files):
         obj = fact.object if rec.label else fact.wrong_object
         assert obj in rec.claim and len(rec.rephrases) >= 4
 
-    nq = load_nq(world_files["nq_train"]) + load_nq(world_files["nq_dev"])
-    assert len(nq) == world.config.n_nq_facts
+    nq_train, nq_dev = load_nq(world_files["nq_train"]), load_nq(world_files["nq_dev"])
+    nq = nq_train + nq_dev
+    assert len(nq) == len(world.splits["nq"]) == 24 * len(NQ_RELATIONS)
+    assert abs(len(nq_train) - len(nq_dev)) <= 1 and not {q for q, _ in nq_train} & {q for q, _ in nq_dev}
     nq_facts = world.split_facts("nq")
     assert [a for _, a in nq] == [f.object for f in nq_facts]
     dev_questions = {q for r in dev for q in (r.src, *r.rephrases)}
@@ -180,17 +237,22 @@ def test_wikitext_files(world, world_files):
 def test_pretrain_files(world, world_files):
     qa = read_jsonl(world_files["pretrain_qa"])
     assert set(qa[0]) == {"question", "answer"}
-    assert len(qa) == sum(len(r.questions) for r in RELATIONS) * world.config.n_subjects
+    n_nq_rows = sum(len(r.questions) * len(world.objects[r.subject_type]) for r in NQ_RELATIONS)
+    assert len(qa) == sum(len(r.questions) for r in RELATIONS) * world.config.n_subjects + n_nq_rows
     pairs = {(row["question"], row["answer"]) for row in qa}
     for path in ("zsre_train", "zsre_dev"):
         for rec in load_zsre(world_files[path]):
             assert all((q, rec.answers[0]) in pairs for q in (rec.src, *rec.rephrases))
     for path in ("nq_train", "nq_dev"):
         assert all(p in pairs for p in load_nq(world_files[path]))
+    for f in world.split_facts("nq"):  # every NQ fact with all its question templates
+        r = RELATIONS_BY_NAME[f.relation]
+        assert all((r.question(i, f.subject), f.object) in pairs for i in range(len(r.questions)))
 
     fever = read_jsonl(world_files["pretrain_fever"])
     labelled = {(row["claim"], row["label"]) for row in fever}
     assert {row["label"] for row in fever} == {0, 1}
+    assert len(fever) == 2 * sum(len(r.claims) for r in RELATIONS) * world.config.n_subjects  # person facts only
     for path in ("fever_train", "fever_dev"):
         for rec in load_fever(world_files[path]):
             assert all((c, int(rec.label)) in labelled for c in (rec.claim, *rec.rephrases))
@@ -200,7 +262,12 @@ def test_pretrain_files(world, world_files):
 
 def test_bad_config_rejected():
     with pytest.raises(ValueError, match="n_dev_facts"):
-        WorldConfig(n_subjects=10, n_dev_facts=50, n_nq_facts=20)
+        WorldConfig(n_subjects=10, n_dev_facts=10 * len(RELATIONS), n_wiki_valid=5)  # no train facts left
+    with pytest.raises(ValueError, match="n_dev_facts"):
+        WorldConfig(n_dev_facts=0)
+    WorldConfig(n_subjects=10, n_dev_facts=10 * len(RELATIONS) - 1, n_wiki_valid=5)
+    with pytest.raises(TypeError, match="n_nq_facts"):
+        WorldConfig(n_nq_facts=20)  # removed: the NQ split is every fact of the NQ relations
 
 
 # ---------------------------------------------------------------------------------------------------------

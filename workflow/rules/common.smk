@@ -1,10 +1,12 @@
 # Helpers shared by the rules: paths, and the experiment JSON each command receives.
 import json
+import sys
 
 PROFILE = config["profile"]
 RES = f"results/{PROFILE}"
 FIG = f"figures/{PROFILE}"
-LAUNCH = config["launcher"]
+# "{python}" in the launcher is the interpreter running Snakemake, so rules use the same environment.
+LAUNCH = config["launcher"].replace("{python}", sys.executable)
 
 TASK_FILES = {
     "zsre": ["zsre_train", "zsre_dev", "nq_train", "nq_dev"],

@@ -1,8 +1,12 @@
 """The seeded synthetic "fictional world" of the tiny profile.
 
-Persons (subjects) have one fact per relation; objects are invented cities, countries, companies, instruments,
-sports and languages. The world is written in the real datasets' file formats (zsRE and FEVER KILT jsonl, NQ
-json, Wikitext-103 raw), so the same loaders read the tiny and the paper data.
+Persons (subjects) have one fact per person relation; objects are invented cities, countries, companies,
+instruments, sports and languages. The person facts are the zsRE and FEVER facts (`n_dev_facts` dev, the rest
+train). The NQ locality questions come from separate relations about non-person subjects (a country's capital,
+a company's headquarters, ...) whose question templates share none with the person relations: as in the paper,
+where zsRE edits are checked for locality on Natural Questions, a different distribution of questions. The world
+is written in the real datasets' file formats (zsRE and FEVER KILT jsonl, NQ json, Wikitext-103 raw), so the
+same loaders read the tiny and the paper data.
 
 Text convention: every token is separated by one space, punctuation included ("Where was Balorin born ?"), so
 a whitespace+punctuation pre-tokenizer splits it identically everywhere and decoding (join with spaces)
@@ -29,8 +33,7 @@ class WorldConfig:
     seed: int = 0
     n_subjects: int = 200
     n_objects_per_type: int = 24
-    n_dev_facts: int = 100
-    n_nq_facts: int = 100
+    n_dev_facts: int = 100  # person facts in the zsRE/FEVER dev split; the other person facts are train
     n_wiki_valid: int = 40
     wiki_min_words: int = 50  # the release keeps Wikitext paragraphs of >= 50 words; every paragraph passes
 
@@ -41,11 +44,10 @@ class WorldConfig:
         if self.n_objects_per_type < 8:
             # 1 true object + up to 6 alternatives + a distinct wrong object for FEVER.
             raise ValueError(f"WorldConfig.n_objects_per_type must be >= 8, got {self.n_objects_per_type}")
-        if self.n_dev_facts < 1 or self.n_nq_facts < 2 or self.n_dev_facts + self.n_nq_facts >= n_facts:
+        if not 1 <= self.n_dev_facts < n_facts:
             raise ValueError(
-                "WorldConfig: need n_dev_facts >= 1, n_nq_facts >= 2 and n_dev_facts + n_nq_facts < "
-                f"{n_facts} (n_subjects * {len(RELATIONS)} relations); "
-                f"got {self.n_dev_facts}, {self.n_nq_facts}"
+                f"WorldConfig.n_dev_facts must be in [1, {n_facts}) (n_subjects * {len(RELATIONS)} person "
+                f"relations), got {self.n_dev_facts}"
             )
         if not 1 <= self.n_wiki_valid < self.n_subjects:
             raise ValueError(f"WorldConfig.n_wiki_valid must be in [1, n_subjects), got {self.n_wiki_valid}")
@@ -58,8 +60,10 @@ class Relation:
     name: str
     object_type: str
     questions: tuple[str, ...]  # zsRE / NQ questions; template 0 is the zsRE `input`
-    claims: tuple[str, ...]  # FEVER claims; template 0 is the FEVER `input`
-    statements: tuple[str, ...]  # Wikitext prose sentences
+    claims: tuple[str, ...]  # FEVER claims (short almanac sentences); template 0 is the FEVER `input`
+    statements: tuple[str, ...]  # Wikitext sentences (prose for persons, short almanac sentences for NQ)
+    subject_type: str = "person"  # "person" or an object type
+    one_to_one: bool = False  # distinct objects for distinct subjects (a country's capital)
 
     def question(self, i: int, s: str) -> str:
         return self.questions[i].format(s=s)
@@ -206,8 +210,86 @@ RELATIONS: tuple[Relation, ...] = (
         ),
     ),
 )
-RELATIONS_BY_NAME = {r.name: r for r in RELATIONS}
+
+# NQ-only relations: non-person subjects (drawn from the object names) and question templates that share none
+# with the person relations above, so an edit of a zsRE fact has no same-template NQ neighbour. No FEVER claims.
+NQ_RELATIONS: tuple[Relation, ...] = (
+    Relation(
+        "capital_of",
+        "city",
+        (
+            "What is the capital of {s} ?",
+            "Which city is the capital of {s} ?",
+            "What city serves as the capital of {s} ?",
+            "Which city is the seat of government of {s} ?",
+            "The capital of {s} is which city ?",
+        ),
+        (),
+        ("The capital of {s} is {o} .", "{o} is the capital city of {s} ."),
+        subject_type="country",
+        one_to_one=True,
+    ),
+    Relation(
+        "headquartered_in",
+        "city",
+        (
+            "Where is {s} headquartered ?",
+            "In which city is {s} based ?",
+            "Where are the headquarters of {s} ?",
+            "Which city is home to the headquarters of {s} ?",
+            "What city is {s} based in ?",
+        ),
+        (),
+        ("{s} is headquartered in {o} .", "The headquarters of {s} are in {o} ."),
+        subject_type="company",
+    ),
+    Relation(
+        "official_language",
+        "language",
+        (
+            "What language is spoken in {s} ?",
+            "What is the official language of {s} ?",
+            "Which language is official in {s} ?",
+            "What do people in {s} speak ?",
+            "Which language do the people of {s} use ?",
+        ),
+        (),
+        ("The official language of {s} is {o} .", "In {s} people speak {o} ."),
+        subject_type="country",
+    ),
+    Relation(
+        "national_sport",
+        "sport",
+        (
+            "What is the national sport of {s} ?",
+            "Which sport is the national sport of {s} ?",
+            "What sport is most popular in {s} ?",
+            "Which sport do crowds in {s} love most ?",
+            "What is the favourite sport of the people of {s} ?",
+        ),
+        (),
+        ("The national sport of {s} is {o} .", "{o} is the most popular sport in {s} ."),
+        subject_type="country",
+    ),
+    Relation(
+        "made_by",
+        "company",
+        (
+            "Who makes the {s} ?",
+            "Which company makes the {s} ?",
+            "Who is the maker of the {s} ?",
+            "What firm builds the {s} ?",
+            "The {s} is made by which company ?",
+        ),
+        (),
+        ("The {s} is made by {o} .", "{o} builds the {s} ."),
+        subject_type="instrument",
+    ),
+)
+ALL_RELATIONS: tuple[Relation, ...] = RELATIONS + NQ_RELATIONS
+RELATIONS_BY_NAME = {r.name: r for r in ALL_RELATIONS}
 OBJECT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(r.object_type for r in RELATIONS))
+assert all(r.subject_type in OBJECT_TYPES and r.object_type in OBJECT_TYPES for r in NQ_RELATIONS)
 
 # Name parts. Two-word names (a modifier word plus an invented word) give multi-token edit targets.
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st", "tr")
@@ -231,13 +313,14 @@ class Fact:
 
     id: int
     subject: str
-    subject_id: int
+    subject_type: str  # "person" (zsRE / FEVER facts) or the object type of an NQ fact's subject
+    subject_id: int  # index in World.subjects (persons) or in World.objects[subject_type]
     relation: str
     object: str
-    split: str  # "train" | "dev" (zsRE / FEVER) or "nq" (locality only)
+    split: str  # "train" | "dev" (zsRE / FEVER, person facts) or "nq" (locality only, NQ_RELATIONS facts)
     alternatives: tuple[str, ...]  # 4-6 other objects of the same type (zsRE edit targets)
     wrong_object: str  # the false object of this fact's REFUTES claims
-    fever_supports: bool  # whether this fact's FEVER record is the true claim
+    fever_supports: bool  # whether this fact's FEVER record is the true claim (False for NQ facts)
     nq_template: int  # question template used in the NQ files
 
 
@@ -254,10 +337,11 @@ class World:
     """Everything generated from a WorldConfig."""
 
     config: WorldConfig
-    subjects: tuple[str, ...]
+    subjects: tuple[str, ...]  # persons
     objects: dict[str, tuple[str, ...]]  # object type -> names
-    relations: tuple[Relation, ...]
-    facts: tuple[Fact, ...]
+    relations: tuple[Relation, ...]  # person relations (zsRE / FEVER)
+    nq_relations: tuple[Relation, ...]  # NQ-only relations
+    facts: tuple[Fact, ...]  # person facts (ids 0 .. n_subjects * len(relations) - 1), then NQ facts
     splits: dict[str, tuple[int, ...]]  # split -> fact ids, in file order
     wiki_train: tuple[Article, ...]
     wiki_valid: tuple[Article, ...]
@@ -268,7 +352,7 @@ class World:
 
 def _template_words() -> set[str]:
     words: set[str] = set()
-    for r in RELATIONS:
+    for r in ALL_RELATIONS:
         for t in (*r.questions, *r.claims, *r.statements):
             words.update(w.lower() for w in _TOKEN_RE.findall(t.replace("{s}", "").replace("{o}", "")))
     for mods, _, _, _ in _NAME_STYLE.values():
@@ -315,42 +399,66 @@ def generate_world(cfg: WorldConfig | None = None) -> World:
                 names.append(base)
         objects[otype] = tuple(names)
 
-    # One fact per (subject, relation); objects uniform over the type.
-    facts_raw = []
+    # One fact per (subject, relation): persons x RELATIONS, then (for NQ) each NQ relation's subject type
+    # x NQ_RELATIONS. Objects uniform over the type, or a seeded injection for one-to-one relations.
+    facts_raw = []  # (subject, subject type, subject id, relation, object)
     for si, s in enumerate(subjects):
         for r in RELATIONS:
-            pool = objects[r.object_type]
-            o = rng.choice(pool)
-            others = [x for x in pool if x != o]
-            alternatives = tuple(rng.sample(others, rng.randint(4, 6)))
-            wrong = rng.choice(others)
-            facts_raw.append((s, si, r.name, o, alternatives, wrong, rng.randrange(len(r.questions))))
+            facts_raw.append((s, "person", si, r, rng.choice(objects[r.object_type])))
+    n_person = len(facts_raw)
+    for r in NQ_RELATIONS:
+        subj_pool, pool = objects[r.subject_type], objects[r.object_type]
+        if r.one_to_one and len(pool) >= len(subj_pool):
+            objs = rng.sample(pool, len(subj_pool))
+        else:
+            objs = [rng.choice(pool) for _ in subj_pool]
+        facts_raw += [(s, r.subject_type, si, r, o) for si, (s, o) in enumerate(zip(subj_pool, objs, strict=True))]
 
-    # Deterministic split by (subject, relation): shuffle once, then dev | nq | train.
-    order = list(range(len(facts_raw)))
+    # Deterministic splits: person facts shuffled once, then dev | train; NQ facts shuffled (halved on write).
+    order = list(range(n_person))
     rng.shuffle(order)
     dev_ids = tuple(order[: cfg.n_dev_facts])
-    nq_ids = tuple(order[cfg.n_dev_facts : cfg.n_dev_facts + cfg.n_nq_facts])
-    train_ids = tuple(order[cfg.n_dev_facts + cfg.n_nq_facts :])
+    train_ids = tuple(order[cfg.n_dev_facts :])
+    nq_order = list(range(n_person, len(facts_raw)))
+    rng.shuffle(nq_order)
+    nq_ids = tuple(nq_order)
     split_of = {i: "dev" for i in dev_ids} | {i: "nq" for i in nq_ids} | {i: "train" for i in train_ids}
     # FEVER labels alternate along each split's (shuffled) file order: exactly balanced, not tied to relation.
-    supports = {i: k % 2 == 0 for ids in (train_ids, dev_ids, nq_ids) for k, i in enumerate(ids)}
-    facts = tuple(
-        Fact(i, s, si, rel, o, split_of[i], alts, wrong, supports[i], nq_t)
-        for i, (s, si, rel, o, alts, wrong, nq_t) in enumerate(facts_raw)
-    )
+    supports = {i: k % 2 == 0 for ids in (train_ids, dev_ids) for k, i in enumerate(ids)}
+    facts = []
+    for i, (s, subject_type, si, r, o) in enumerate(facts_raw):
+        others = [x for x in objects[r.object_type] if x != o]
+        alternatives = tuple(rng.sample(others, rng.randint(4, 6)))
+        wrong = rng.choice(others)
+        nq_t = rng.randrange(len(r.questions))
+        facts.append(
+            Fact(
+                id=i,
+                subject=s,
+                subject_type=subject_type,
+                subject_id=si,
+                relation=r.name,
+                object=o,
+                split=split_of[i],
+                alternatives=alternatives,
+                wrong_object=wrong,
+                fever_supports=supports.get(i, False),
+                nq_template=nq_t,
+            )
+        )
     splits = {"train": train_ids, "dev": dev_ids, "nq": nq_ids}
 
-    wiki_train, wiki_valid = _make_wiki(rng, cfg, subjects, facts)
-    return World(cfg, subjects, objects, RELATIONS, facts, splits, wiki_train, wiki_valid)
+    wiki_train, wiki_valid = _make_wiki(rng, cfg, subjects, tuple(facts))
+    return World(cfg, subjects, objects, RELATIONS, NQ_RELATIONS, tuple(facts), splits, wiki_train, wiki_valid)
 
 
 def _make_wiki(
     rng: random.Random, cfg: WorldConfig, subjects: tuple[str, ...], facts: tuple[Fact, ...]
 ) -> tuple[tuple[Article, ...], tuple[Article, ...]]:
-    by_subject: dict[int, list[Fact]] = {}
+    by_subject: dict[int, list[Fact]] = {}  # person articles; NQ facts appear in the almanac only
     for f in facts:
-        by_subject.setdefault(f.subject_id, []).append(f)
+        if f.subject_type == "person":
+            by_subject.setdefault(f.subject_id, []).append(f)
 
     articles = []
     for si, s in enumerate(subjects):
@@ -373,13 +481,15 @@ def _make_wiki(
     valid = tuple(a for i, a in enumerate(articles) if i in valid_idx)
     train = [a for i, a in enumerate(articles) if i not in valid_idx]
 
-    # An "almanac" in the train corpus: one short sentence for every fact, so the LM corpus covers the world.
+    # An "almanac" in the train corpus: one short sentence for every fact (person and NQ), so the LM corpus
+    # covers the world. Person facts use a (true) claim, NQ facts (no claims) a short statement.
     shuffled = list(facts)
     rng.shuffle(shuffled)
     short = []
     for f in shuffled:
         r = RELATIONS_BY_NAME[f.relation]
-        short.append(r.claim(rng.randrange(len(r.claims)), f.subject, f.object))
+        templates = r.claims or r.statements
+        short.append(templates[rng.randrange(len(templates))].format(s=f.subject, o=f.object))
     paragraphs: list[list[str]] = [[]]
     for sent in short:
         if sum(len(x.split()) for x in paragraphs[-1]) >= cfg.wiki_min_words:
@@ -457,9 +567,11 @@ def pretrain_qa_rows(world: World) -> list[dict]:
 
 
 def pretrain_fever_rows(world: World) -> list[dict]:
-    """Every fact with every claim template, true (label 1) and false (label 0, the fact's wrong object)."""
+    """Every person fact with every claim template, true (label 1) and false (label 0, its wrong object)."""
     rows = []
     for f in world.facts:
+        if f.subject_type != "person":
+            continue  # NQ facts have no FEVER claims
         r = RELATIONS_BY_NAME[f.relation]
         for i in range(len(r.claims)):
             rows.append({"claim": r.claim(i, f.subject, f.object), "label": 1})
@@ -490,6 +602,8 @@ def world_summary(world: World) -> dict:
             "subjects": len(world.subjects),
             "objects": {t: len(v) for t, v in world.objects.items()},
             "facts": len(world.facts),
+            "person_facts": len(world.splits["train"]) + len(world.splits["dev"]),
+            "nq_facts": len(world.splits["nq"]),
             "zsre_train": len(world.splits["train"]),
             "zsre_dev": len(world.splits["dev"]),
             "nq_train": len(world.splits["nq"]) // 2,
@@ -498,6 +612,7 @@ def world_summary(world: World) -> dict:
             "wiki_valid_articles": len(world.wiki_valid),
         },
         "relations": [asdict(r) for r in world.relations],
+        "nq_relations": [asdict(r) for r in world.nq_relations],
         "files": dict(WORLD_FILES),
     }
 

@@ -1,0 +1,110 @@
+"""The whole DAG on the micro profile, run by Snakemake in a temporary copy of the workflow."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _workdir(tmp_path: Path, config: str) -> Path:
+    for item in ("Snakefile", "workflow", "config"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    cfg = yaml.safe_load((ROOT / config).read_text())
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp_path
+
+
+def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "run.yaml", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in workdir.glob("results/*/logs/**/*.log"))
+        pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}\n{logs}")
+    return proc
+
+
+def _job_counts(dry_run_output: str) -> dict[str, int]:
+    counts, inside = {}, False
+    for line in dry_run_output.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            inside = True
+            continue
+        if inside and len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+        elif inside and counts and not parts:
+            break
+    return counts
+
+
+@pytest.mark.parametrize("config", ["config/tiny.yaml", "tests/fixtures/micro.yaml"])
+def test_dry_run_plans_the_dag(tmp_path, config):
+    out = _snakemake(_workdir(tmp_path, config), "-n", "--cores", "1").stdout
+    counts = _job_counts(out)
+    assert counts["pretrain"] == 3 and counts["train_editor"] == 3 and counts["evaluate"] == 6, counts
+    assert counts["table4"] == 1 and counts["world"] == 1 and counts["self_sample"] == 1
+
+
+def test_bad_config_fails_at_dag_start_with_schema_message(tmp_path):
+    wd = _workdir(tmp_path, "tests/fixtures/micro.yaml")
+    cfg = yaml.safe_load((wd / "run.yaml").read_text())
+    cfg["eval"]["n_edits"] = "many"
+    (wd / "run.yaml").write_text(yaml.safe_dump(cfg))
+    proc = _snakemake(wd, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "n_edits" in proc.stderr + proc.stdout
+
+
+def _finite(obj) -> bool:
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    if isinstance(obj, dict):
+        return all(_finite(v) for v in obj.values())
+    if isinstance(obj, list):
+        return all(_finite(v) for v in obj)
+    return True
+
+
+@pytest.mark.slow
+def test_micro_dag_end_to_end(tmp_path):
+    wd = _workdir(tmp_path, "tests/fixtures/micro.yaml")
+    _snakemake(wd, "--cores", "2")
+    res, fig = wd / "results/micro", wd / "figures/micro"
+    for model in ("bart", "bert", "gpt2"):
+        assert (res / f"models/{model}/config.json").exists()
+        assert _finite(json.loads((res / f"models/{model}.metrics.json").read_text()))
+    for task, model in (("fever", "bert"), ("zsre", "bart"), ("wikitext", "gpt2")):
+        train = json.loads((res / f"{task}/{model}/mend/train.json").read_text())
+        assert train["steps"] > 0 and _finite(train["history"])
+        for editor in ("ft", "mend"):
+            run = res / f"{task}/{model}/{editor}/eval_k1"
+            lines = [json.loads(x) for x in (run / "edits.jsonl").read_text().splitlines()]
+            metrics = json.loads((run / "metrics.json").read_text())
+            assert lines and metrics["n"] == len(lines)
+            assert _finite(metrics) and 0.0 <= metrics["es"] <= 1.0
+            # The table's inputs are aggregations of the raw lines only.
+            assert metrics["es"] == pytest.approx(sum(x["es"] for x in lines) / len(lines))
+            assert (res / f"logs/evaluate/{task}/{model}/{editor}/k1.log").exists()
+    for ext in ("md", "tex", "csv"):
+        assert (fig / f"table4.{ext}").stat().st_size > 0
+    rows = {r["Editor"]: r for r in csv.DictReader((fig / "table4.csv").open())}
+    assert set(rows) == {"FT", "MEND"}
+    for row in rows.values():
+        for col in ("FEVER ES (ours)", "zsRE ES (ours)", "Wikitext ES (ours)", "Wikitext DD (ours)"):
+            assert math.isfinite(float(row[col]))
+    assert rows["MEND"]["zsRE ES (paper)"] == "0.98"
+    # A second run has nothing to do, and one table's target plans only what that table needs.
+    assert "Nothing to be done" in _snakemake(wd, "-n", "--cores", "1").stdout + ""
+    leftovers = [p for p in wd.rglob("*") if p.name.startswith(".") and p.suffix in (".tmp", "") and p.is_file()]
+    assert not [p for p in leftovers if ".snakemake" not in p.parts], leftovers
