@@ -144,3 +144,16 @@ def test_edit_leaves_base_model_untouched(micro, tok):
     new = mend.edit(make_batch(spec, tok, [0]))
     assert any(not torch.equal(new[n], before[n]) for n in names)
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_identity_init_network_is_trainable(micro, tok):
+    """At U = 0 every pre-activation is 0: the editor must still receive a gradient in every block."""
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    mend = MEND(model, spec.family, names, MendConfig(rank=8)).train()
+    new = mend.edit(make_batch(spec, tok, [0, 1]))
+    sum((new[n] ** 2).sum() for n in names).backward()
+    for g, net in mend.nets.items():
+        for i, block in enumerate(net.blocks):
+            assert block.u.grad is not None and block.u.grad.abs().sum() > 0, (g, i)
+            assert block.b.grad.abs().sum() > 0, (g, i)

@@ -20,11 +20,19 @@ from mendrepro.data.fever import load_fever
 from mendrepro.data.formats import write_json_atomic
 from mendrepro.data.nq import load_nq
 from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_world, write_world
-from mendrepro.data.tokenizer import train_word_tokenizer
-from mendrepro.data.wikitext import load_self_sample, load_wikitext_raw
+from mendrepro.data.tokenizer import load_tokenizer, train_word_tokenizer
+from mendrepro.data.wikitext import load_self_sample, load_wikitext_raw, write_self_sample
 from mendrepro.data.zsre import load_zsre
 from mendrepro.editors.base import Editor
+from mendrepro.editors.ft import FineTune, FTConfig
+from mendrepro.editors.mend import MEND, mend_config_from_dict
+from mendrepro.evaluate import aggregate, evaluate_editor, write_records
 from mendrepro.models import edited_parameter_names, freeze, load_model, save_model
+from mendrepro.pretrain import pretrain
+from mendrepro.report import tables
+from mendrepro.sampling import self_sample
+from mendrepro.tasks import FeverTask, WikitextTask, ZsreTask, merge, sample_requests
+from mendrepro.train import train_editor
 
 log = logging.getLogger("mendrepro")
 
@@ -37,8 +45,6 @@ def _setup(threads: int | None) -> None:
 
 def build_task(exp: Experiment, tok, split: str, files: dict[str, str]):
     """The edit task of ``exp`` on ``split`` ("train" or "dev") from the data files named in ``files``."""
-    from mendrepro.tasks import FeverTask, WikitextTask, ZsreTask
-
     opts = exp.task_options
     max_len = exp.model.max_len
     if exp.task == "zsre":
@@ -53,9 +59,6 @@ def build_task(exp: Experiment, tok, split: str, files: dict[str, str]):
 
 def build_editor(exp: Experiment, model, ckpt: Path | None, loc_sampler=None) -> Editor:
     """The editor named by ``exp`` over ``model``, with trained weights from ``ckpt`` if it has any."""
-    from mendrepro.editors.ft import FineTune, FTConfig
-    from mendrepro.editors.mend import MEND, mend_config_from_dict
-
     names = edited_parameter_names(model, exp.model.edit_params)
     family = exp.model.family
     if exp.editor_kind == "mend":
@@ -79,9 +82,6 @@ def cmd_world(args) -> None:
 
 
 def cmd_pretrain(args) -> None:
-    from mendrepro.data.tokenizer import load_tokenizer
-    from mendrepro.pretrain import pretrain
-
     exp = Experiment.from_json(args.exp)
     tok = load_tokenizer(args.tokenizer)
     model, metrics = pretrain(exp.task, exp.model, exp.pretrain, tok, Path(args.world), exp.seed)
@@ -90,8 +90,6 @@ def cmd_pretrain(args) -> None:
 
 
 def cmd_self_sample(args) -> None:
-    from mendrepro.sampling import self_sample
-
     exp = Experiment.from_json(args.exp)
     model, tok = load_model(Path(args.model), exp.model.arch)
     opts = exp.task_options
@@ -108,8 +106,6 @@ def cmd_self_sample(args) -> None:
             prefix_tokens=opts.get("edit_prefix_tokens", 40),
             seed=exp.seed + (split == "valid"),
         )
-        from mendrepro.data.wikitext import write_self_sample
-
         write_self_sample(out, samples)
         log.info("%s: %d self-samples written to %s", split, len(samples), out)
 
@@ -119,9 +115,6 @@ def _files(args) -> dict[str, str]:
 
 
 def cmd_train(args) -> None:
-    from mendrepro.tasks import sample_requests
-    from mendrepro.train import train_editor
-
     exp = Experiment.from_json(args.exp)
     model, tok = load_model(Path(args.model), exp.model.arch)
     freeze(model)
@@ -130,8 +123,6 @@ def cmd_train(args) -> None:
     editor = build_editor(exp, model, None)
     cfg = exp.train
     vrng = random.Random(cfg.seed + 1)
-    from mendrepro.tasks import merge
-
     n_val = min(cfg.n_val, len(dev_task) // cfg.edits_per_step)
     val = []
     for j in range(n_val):
@@ -150,8 +141,6 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from mendrepro.evaluate import aggregate, evaluate_editor, write_records
-
     exp = Experiment.from_json(args.exp)
     model, tok = load_model(Path(args.model), exp.model.arch)
     freeze(model)
@@ -185,8 +174,6 @@ TABLE_COMMANDS = ("table4",)
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TABLE_COMMANDS:
-        from mendrepro.report import tables
-
         return tables.main(argv)
     p = argparse.ArgumentParser(prog="mendrepro", description=__doc__)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -77,11 +77,16 @@ class RunningNorm(nn.Module):
 
 
 class LowRankBlock(nn.Module):
-    """x ↦ relu(scale[mode] ⊙ (U V x + b) + shift[mode]) (+ x when residual)."""
+    """x ↦ act(scale[mode] ⊙ (U V x + b) + shift[mode]) (+ x when residual).
 
-    def __init__(self, dim: int, rank: int, n_modes: int | None, init: str):
+    The activation is ``clamp(min=0)``, not ``relu``: with U = 0 every pre-activation is exactly 0 at init, where
+    relu's gradient is 0 (the network could never leave the identity) while clamp's is 1, as in the release.
+    """
+
+    def __init__(self, dim: int, rank: int, n_modes: int | None, init: str, act: bool):
         super().__init__()
         self.residual = init == "id"
+        self.act = act
         self.u = nn.Parameter(torch.empty(dim, rank))
         self.v = nn.Parameter(torch.empty(rank, dim))
         self.b = nn.Parameter(torch.zeros(dim))
@@ -101,7 +106,7 @@ class LowRankBlock(nn.Module):
         pre = (x @ self.v.T) @ self.u.T + self.b
         if self.scale is not None:
             pre = pre * self.scale[mode] + self.shift[mode]
-        out = torch.relu(pre)
+        out = pre.clamp(min=0) if self.act else pre
         return out + x if self.residual else out
 
 
@@ -111,7 +116,10 @@ class MendNet(nn.Module):
     def __init__(self, dim: int, cfg: MendConfig, n_modes: int | None):
         super().__init__()
         rank = min(cfg.rank, dim)
-        self.blocks = nn.ModuleList(LowRankBlock(dim, rank, n_modes, cfg.init) for _ in range(cfg.n_blocks))
+        # As released: the hidden blocks are rectified, the last one is linear.
+        self.blocks = nn.ModuleList(
+            LowRankBlock(dim, rank, n_modes, cfg.init, act=i < cfg.n_blocks - 1) for i in range(cfg.n_blocks)
+        )
 
     def forward(self, x: torch.Tensor, mode: int | None) -> torch.Tensor:
         for block in self.blocks:
