@@ -108,7 +108,7 @@ def train_editor(
         loss = cfg.c_edit * parts["edit"] + cfg.c_loc * parts["loc"]
         accelerator.backward(loss / cfg.accumulate)
         for k in running:
-            running[k] = 0.98 * running[k] + 0.02 * float(parts[k])
+            running[k] = 0.98 * running[k] + 0.02 * float(parts[k].detach())
         if step % cfg.accumulate == 0:
             grad_norm = accelerator.clip_grad_norm_(params, cfg.grad_clip)
             if torch.isfinite(torch.as_tensor(grad_norm)):
