@@ -298,3 +298,10 @@ def test_main_missing_file(tmp_path, capsys):
     assert rc == 1
     assert "absent.json" in capsys.readouterr().err
     assert not (tmp_path / "t.md").exists()
+
+
+def test_markdown_keeps_three_decimals(tmp_path):
+    df = pd.DataFrame({"ES (ours)": ["0.400", "0.000"]}, index=pd.Index(["FT", "MEND"], name="Editor"))
+    tables.write_table(df, tmp_path / "t", "caption")
+    md = (tmp_path / "t.md").read_text()
+    assert "| 0.400 " in md and "| 0.000 " in md

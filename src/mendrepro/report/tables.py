@@ -295,7 +295,7 @@ def write_table(df: pd.DataFrame, stem: Path, caption: str) -> list[Path]:
     stem = Path(stem)
     md_path, tex_path, csv_path = (stem.with_name(stem.name + ext) for ext in (".md", ".tex", ".csv"))
 
-    md = f"*{_markdown_escape(caption)}*\n\n{df.to_markdown(stralign='left', numalign='left')}\n"
+    md = f"*{_markdown_escape(caption)}*\n\n{df.to_markdown(stralign='left', numalign='left', disable_numparse=True)}\n"
 
     tex_df = df.reset_index()  # the index (e.g. "Editor") becomes the first column: one header row
     tex_df.columns = [latex_escape(c) for c in tex_df.columns]
