@@ -153,7 +153,8 @@ def cmd_evaluate(args) -> None:
         loc_sampler = lambda: train_task.request(lrng.randrange(len(train_task)), lrng).loc  # noqa: E731
     editor = build_editor(exp, model, Path(args.ckpt) if args.ckpt else None, loc_sampler)
     ev = exp.eval
-    records = evaluate_editor(editor, dev_task, ev.n_edits, ev.k, ev.n_loc, ev.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    records = evaluate_editor(editor, dev_task, ev.n_edits, ev.k, ev.n_loc, ev.seed, device)
     write_records(records, Path(args.records))
     metrics = aggregate(records, exp.model.family)
     metrics.update(
