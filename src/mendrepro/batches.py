@@ -76,6 +76,13 @@ def binary_batch(tok, texts: Sequence[str], labels: Sequence[bool | int], max_le
     }
 
 
+def with_condition(batch: Batch, tok, conditions: Sequence[str], max_len: int = 64) -> Batch:
+    """``batch`` plus the tokenised condition text of each example (``cond_input_ids``, ``cond_attention_mask``),
+    which editors conditioned on the edit (KE) read; the model's forward pass ignores them."""
+    rows = [_ids(tok, c)[:max_len] or [tok.unk_token_id] for c in conditions]
+    return {**batch, "cond_input_ids": _pad(rows, tok.pad_token_id), "cond_attention_mask": _mask(rows)}
+
+
 def concat(batches: Sequence[Batch], pad_token_id: int) -> Batch:
     """Stack batches of one family along the batch axis, re-padding to the widest."""
     out: Batch = {}
@@ -85,7 +92,13 @@ def concat(batches: Sequence[Batch], pad_token_id: int) -> Batch:
             out[key] = torch.cat(parts)
             continue
         width = max(p.shape[1] for p in parts)
-        fill = {"input_ids": pad_token_id, "attention_mask": 0, "labels": IGNORE}[key]
+        fill = {
+            "input_ids": pad_token_id,
+            "attention_mask": 0,
+            "labels": IGNORE,
+            "cond_input_ids": pad_token_id,
+            "cond_attention_mask": 0,
+        }[key]
         out[key] = torch.cat([nn.functional.pad(p, (0, width - p.shape[1]), value=fill) for p in parts])
     return out
 

@@ -15,7 +15,19 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from mendrepro.batches import IGNORE, Batch, _mask, _pad, binary_batch, concat, lm_batch, seq2seq_batch
+import torch
+
+from mendrepro.batches import (
+    IGNORE,
+    Batch,
+    _mask,
+    _pad,
+    binary_batch,
+    concat,
+    lm_batch,
+    seq2seq_batch,
+    with_condition,
+)
 from mendrepro.data.fever import FeverRecord
 from mendrepro.data.wikitext import SelfSample
 from mendrepro.data.zsre import ZsreRecord, pick_target
@@ -69,11 +81,21 @@ class ZsreTask:
             id=r.id,
             text=r.src,
             target=target,
-            inner=seq2seq_batch(self.tok, [r.src], [target], self.max_len),
+            # KE's condition text, as released: "{prediction} >> {new target} || {input}".
+            inner=with_condition(
+                seq2seq_batch(self.tok, [r.src], [target], self.max_len),
+                self.tok,
+                [f"{r.prediction} >> {target} || {r.src}"],
+                self.max_len,
+            ),
             outer=seq2seq_batch(self.tok, outer_texts, [target] * len(outer_texts), self.max_len),
             loc=seq2seq_batch(self.tok, [q for q, _ in loc], [a for _, a in loc], self.max_len),
             outer_texts=outer_texts,
         )
+
+
+def _label_name(label: bool) -> str:
+    return "SUPPORTS" if label else "REFUTES"
 
 
 class FeverTask:
@@ -89,10 +111,15 @@ class FeverTask:
     def __len__(self) -> int:
         return len(self.records)
 
+    @staticmethod
+    def predicted(r: FeverRecord) -> bool:
+        """The record's recorded prediction (the gold label when the file has none)."""
+        return r.label if r.prediction is None else r.prediction == "SUPPORTS"
+
     def edit_label(self, r: FeverRecord, rng: random.Random) -> bool:
         """The label the edit asks for: the flipped prediction, or (release rule) a coin flip between that and
         the current prediction."""
-        predicted = r.label if r.prediction is None else r.prediction == "SUPPORTS"
+        predicted = self.predicted(r)
         if self.flip_rule == "release" and rng.random() < 0.5:
             return predicted
         return not predicted
@@ -106,8 +133,13 @@ class FeverTask:
         return EditRequest(
             id=r.id,
             text=r.claim,
-            target="SUPPORTS" if label else "REFUTES",
-            inner=binary_batch(self.tok, [r.claim], [label], self.max_len),
+            target=_label_name(label),
+            inner=with_condition(
+                binary_batch(self.tok, [r.claim], [label], self.max_len),
+                self.tok,
+                [f"{_label_name(self.predicted(r))} >> {_label_name(label)} || {r.claim}"],
+                self.max_len,
+            ),
             outer=binary_batch(self.tok, outer_texts, [label] * len(outer_texts), self.max_len),
             loc=binary_batch(self.tok, [x.claim for x in loc], [x.label for x in loc], self.max_len),
             outer_texts=outer_texts,
@@ -151,7 +183,12 @@ class WikitextTask:
             id=f"wiki-{i}",
             text=self.tok.decode(ids[:prompt_len]),
             target=self.tok.decode(ids[prompt_len:]),
-            inner=_lm_rows([ids], [n], pad),
+            # KE conditions on the edit tokens themselves for Wikitext.
+            inner={
+                **_lm_rows([ids], [n], pad),
+                "cond_input_ids": torch.tensor([ids]),
+                "cond_attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+            },
             outer=_lm_rows(outer_rows, [n] * len(outer_rows), pad),
             loc=lm_batch(self.tok, loc, [None] * len(loc), self.max_len),
             outer_texts=[self.tok.decode(r[:-n]) for r in outer_rows],

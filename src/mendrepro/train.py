@@ -45,11 +45,15 @@ def edit_losses(editor: Editor, req: EditRequest, device, apply=None) -> dict[st
     new = (apply or editor)(inner)
     post_outer = forward(model, outer, new)
     post_loc = forward(model, loc, new)
-    return {
+    parts = {
         "edit": nll(family, post_outer, outer["labels"]),
         "loc": kl_loc(family, pre_loc, post_loc, loc["labels"]),
         "es": accuracy_per_example(family, post_outer, outer["labels"]).mean().detach(),
     }
+    extra = editor.extra_loss(loc)
+    if extra is not None:
+        parts["extra"] = extra
+    return parts
 
 
 def save_atomic(obj, path: Path) -> None:
@@ -105,7 +109,7 @@ def train_editor(
     step = 0
     for step in bar:
         parts = edit_losses(core, sample(rng), device, apply=editor)
-        loss = cfg.c_edit * parts["edit"] + cfg.c_loc * parts["loc"]
+        loss = cfg.c_edit * parts["edit"] + cfg.c_loc * parts["loc"] + parts.get("extra", 0.0)
         accelerator.backward(loss / cfg.accumulate)
         for k in running:
             running[k] = 0.98 * running[k] + 0.02 * float(parts[k].detach())

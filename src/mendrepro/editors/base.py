@@ -37,6 +37,10 @@ class Editor(nn.Module, abc.ABC):
         # Calling the module (not .edit) lets a DDP wrapper synchronise the editor's gradients.
         return self.edit(inner)
 
+    def extra_loss(self, loc: Batch) -> torch.Tensor | None:
+        """A training term of the editor's own on locality examples (ENN's KL to the original model)."""
+        return None
+
     @abc.abstractmethod
     def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
         """New values of the edited parameters after applying every edit in ``inner``."""
