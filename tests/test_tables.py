@@ -305,3 +305,37 @@ def test_markdown_keeps_three_decimals(tmp_path):
     tables.write_table(df, tmp_path / "t", "caption")
     md = (tmp_path / "t.md").read_text()
     assert "| 0.400 " in md and "| 0.000 " in md
+
+
+def test_caption_reports_enn_drawdown_against_the_original_model(tmp_path):
+    rows = [
+        {
+            "task": "zsre",
+            "model": "bart",
+            "editor": "enn",
+            "n_edits": 1,
+            "n": 10,
+            "es": 0.9,
+            "dd": 0.01,
+            "dd_kind": "acc",
+            "dd_original": 0.123,
+            "profile": "tiny",
+        },
+        {
+            "task": "zsre",
+            "model": "bart",
+            "editor": "mend",
+            "n_edits": 1,
+            "n": 10,
+            "es": 0.9,
+            "dd": 0.01,
+            "dd_kind": "acc",
+            "profile": "tiny",
+        },
+    ]
+    paths = []
+    for i, r in enumerate(rows):
+        paths.append(tmp_path / f"m{i}.json")
+        paths[-1].write_text(json.dumps(r))
+    caption = tables.table4_caption(tables.load_metrics(paths), "tiny")
+    assert "against the original base model it is zsRE 0.123" in caption

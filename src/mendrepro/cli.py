@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from mendrepro.config import Experiment
+from mendrepro.config import Experiment, from_dict
 from mendrepro.data.fever import load_fever
 from mendrepro.data.formats import write_json_atomic
 from mendrepro.data.nq import load_nq
@@ -66,6 +66,14 @@ def build_editor(exp: Experiment, model, ckpt: Path | None, loc_sampler=None) ->
     elif exp.editor_kind in ("ft", "ftkl"):
         opts = dict(exp.editor_options, kl=exp.editor_kind == "ftkl")
         editor = FineTune(model, family, names, FTConfig(**opts), loc_sampler=loc_sampler)
+    elif exp.editor_kind == "ke":
+        from mendrepro.editors.ke import KEConfig, KnowledgeEditor
+
+        editor = KnowledgeEditor(model, family, names, from_dict(KEConfig, exp.editor_options, "editors.ke.options"))
+    elif exp.editor_kind == "enn":
+        from mendrepro.editors.enn import EditableNetwork, ENNConfig
+
+        editor = EditableNetwork(model, family, names, from_dict(ENNConfig, exp.editor_options, "editors.enn.options"))
     else:
         raise ValueError(f"unknown editor kind {exp.editor_kind!r} for editor '{exp.editor}'")
     if ckpt is not None:

@@ -50,6 +50,8 @@ def evaluate_editor(editor: Editor, task, n_edits: int, k: int, n_loc: int, seed
         base = editor.base_params()
         pre_outer = accuracy_per_example(family, forward(model, outer, base), outer["labels"])
         pre_loc = _locality(family, forward(model, loc, base), loc["labels"])
+        # ENN trains the base model itself: also score the untouched original, for drawdown against it.
+        orig_loc = _locality(family, forward(model, loc), loc["labels"]) if editor.changes_base_model else None
         reset_peak(device)
         t0 = time.perf_counter()
         new = editor.edit(inner)
@@ -81,6 +83,11 @@ def evaluate_editor(editor: Editor, task, n_edits: int, k: int, n_loc: int, seed
                     "es": float(post_outer[sl_o].mean()),
                     "locality_before": {key: v[sl_l] for key, v in pre_loc.items()},
                     "locality_after": {key: v[sl_l] for key, v in post_loc.items()},
+                    **(
+                        {"locality_original": {key: v[sl_l] for key, v in orig_loc.items()}}
+                        if orig_loc is not None
+                        else {}
+                    ),
                     "seconds": seconds,
                     "memory": mem,
                 }
@@ -102,6 +109,8 @@ def aggregate(records: list[dict], family: str) -> dict:
 
         before, after = ppl("locality_before"), ppl("locality_after")
         out.update(dd_kind="ppl", loc_before=before, loc_after=after, dd=after - before)
+        if all("locality_original" in r for r in records):
+            out.update(loc_original=ppl("locality_original"), dd_original=after - ppl("locality_original"))
     else:
 
         def acc(side: str) -> float:
@@ -110,6 +119,8 @@ def aggregate(records: list[dict], family: str) -> dict:
 
         before, after = acc("locality_before"), acc("locality_after")
         out.update(dd_kind="acc", loc_before=before, loc_after=after, dd=before - after)
+        if all("locality_original" in r for r in records):
+            out.update(loc_original=acc("locality_original"), dd_original=acc("locality_original") - after)
     out["peak_edit_memory_mb"] = max(r["memory"]["peak_mb"] for r in records)
     out["memory_kind"] = records[0]["memory"]["kind"]
     return out

@@ -64,7 +64,9 @@ def experiment(task, model, editor=""):
     }
     if editor:
         e = editor_entry(editor)
-        exp.update(editor=editor, editor_kind=e["kind"], editor_options=e.get("options", {}))
+        # Options that differ per task (ENN's c_base: 1 for FEVER/zsRE, 10 for Wikitext) override the defaults.
+        options = {**e.get("options", {}), **e.get("per_task", {}).get(task, {})}
+        exp.update(editor=editor, editor_kind=e["kind"], editor_options=options)
         exp["train"].update(e.get("train", {}))
         exp["eval"].update(e.get("eval", {}))
     return exp

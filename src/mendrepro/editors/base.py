@@ -28,6 +28,9 @@ class Editor(nn.Module, abc.ABC):
         self.family = family
         self.param_names = list(param_names)
 
+    #: True for editors that train the base model itself (ENN), whose pre-edit model is not the original.
+    changes_base_model = False
+
     def base_params(self) -> dict[str, torch.Tensor]:
         """The pre-edit values of the edited parameters."""
         named = dict(self.model.named_parameters())

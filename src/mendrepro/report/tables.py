@@ -229,13 +229,25 @@ def table4_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
         if profile == "tiny"
         else ""
     )
+    enn_note = ""
+    if not rows.empty and "dd_original" in rows:
+        enn = rows[(rows["editor"] == "enn") & rows["dd_original"].notna()]
+        if not enn.empty:
+            against = "; ".join(
+                f"{paper.TABLE4_TASK_LABELS[t]} {format_ours(v)}"
+                for t, v in zip(enn["task"], enn["dd_original"], strict=True)
+            )
+            enn_note = (
+                " ENN trains the base model itself: its DD is against its own pre-edit model, as the release"
+                f" computes it; against the original base model it is {against}."
+            )
     return (
         f"Table 4 ({models}), one edit at a time; ours: profile {profile}, "
         f"{_describe_n(rows['n'].tolist() if not rows.empty else [])}.{tiny_note} "
         "ES = edit success on equivalence examples (mean over edits). "
         "acc DD (FEVER, zsRE) = locality accuracy before − after. "
         "ppl DD (Wikitext) = perplexity after − before, perplexity = exp(token-weighted mean NLL over all "
-        f"locality tokens). FEVER edit label: {flip}. "
+        f"locality tokens). FEVER edit label: {flip}.{enn_note} "
         f"Paper values: {paper.CITATION}, Table 4. {MISSING} = not run."
     )
 

@@ -1,0 +1,116 @@
+"""ENN: Editable Neural Networks (Sinitsin et al., ICLR 2020), as released with MEND.
+
+An edit is ``n_inner_steps`` differentiable SGD steps on the edited matrices, W ← W − s_W · ∇W L_edit, with a
+learned step s_W per matrix (init 1e-2). The outer loop meta-trains every base weight and the steps through the
+inner step (second order), and adds c_base · KL(original ‖ current) on locality examples so the meta-trained
+pre-edit model stays close to the original one. ENN therefore changes the pre-edit model: ``base_params``
+returns the current, ENN-trained weights of the whole model, not the original ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mendrepro.batches import Batch, forward
+from mendrepro.editors.base import Editor
+from mendrepro.losses import kl_loc, nll_per_example
+
+
+@dataclass(frozen=True)
+class ENNConfig:
+    step_init: float = 1e-2
+    c_base: float = 1.0  # 1 for FEVER/zsRE, 10 for Wikitext as released
+    n_inner_steps: int = 1
+    first_order: bool = False
+
+    def __post_init__(self):
+        if self.n_inner_steps < 1:
+            raise ValueError(f"ENN needs at least one inner step, got {self.n_inner_steps}")
+
+
+def _key(name: str) -> str:
+    # ParameterDict keys may not contain '.'.
+    return name.replace(".", "__")
+
+
+class EditableNetwork(Editor):
+    """ENN over one base model: a trainable copy of all its weights plus one learned step per edited matrix.
+
+    The steps are stored plainly (not in log space), as in the release, where they are a trainable vector of
+    learning rates handed to the inner SGD; Adam may therefore drive a step through zero or negative.
+    """
+
+    def __init__(self, model: nn.Module, family: str, param_names: list[str], cfg: ENNConfig):
+        super().__init__(model, family, param_names)
+        self.cfg = cfg
+        # named_parameters drops tied duplicates (GPT-2's lm_head, BART's shared embeddings); functional_call
+        # re-ties them, so one copy per distinct tensor is what ENN trains.
+        self.names = [n for n, _ in model.named_parameters()]
+        self.weights = nn.ParameterDict(
+            {_key(n): nn.Parameter(p.detach().clone(), requires_grad=True) for n, p in model.named_parameters()}
+        )
+        self.steps = nn.ParameterDict({_key(n): nn.Parameter(torch.tensor(float(cfg.step_init))) for n in param_names})
+
+    def base_params(self) -> dict[str, torch.Tensor]:
+        """The current (ENN-trained) values of ALL the model's parameters: ENN's pre-edit model."""
+        return {n: self.weights[_key(n)] for n in self.names}
+
+    def original_params(self) -> dict[str, torch.Tensor]:
+        """The untouched original model's parameters (detached), for drawdown against the original base model."""
+        return {n: p.detach() for n, p in self.model.named_parameters()}
+
+    def step_size(self, name: str) -> torch.Tensor:
+        return self.steps[_key(name)]
+
+    def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
+        """All parameters after ``n_inner_steps`` SGD steps of the edited matrices on the mean edit loss.
+
+        The loss is the mean over examples of each example's token-mean NLL, so a batch of k edits takes one
+        step on the mean loss as in the paper's batched ENN (not on the sum that ``capture_edit_gradients`` and
+        MEND use). With grad mode on, the step is differentiable: ``create_graph`` keeps ∇W's dependence on
+        every ENN weight (second order) unless ``cfg.first_order``. Under ``torch.no_grad`` (evaluation) only
+        the inner gradient is computed and the result is detached.
+        """
+        outer_grad = torch.is_grad_enabled()
+        create_graph = outer_grad and not self.cfg.first_order
+        params = self.base_params()
+        if not outer_grad:
+            # No outer backward: keep the inner graph off the non-edited weights.
+            params = {n: p.detach() for n, p in params.items()}
+        for _ in range(self.cfg.n_inner_steps):
+            with torch.enable_grad():
+                ws = [
+                    params[n] if params[n].requires_grad else params[n].detach().requires_grad_(True)
+                    for n in self.param_names
+                ]
+                call = {**params, **dict(zip(self.param_names, ws, strict=True))}
+                logits = forward(self.model, inner, call)
+                loss = nll_per_example(self.family, logits, inner["labels"]).mean()
+                grads = torch.autograd.grad(loss, ws, create_graph=create_graph)
+            # Outside enable_grad: in evaluation the update is a plain tensor, in training it joins the graph.
+            for n, w, g in zip(self.param_names, ws, grads, strict=True):
+                params[n] = w - self.step_size(n).to(w.dtype) * g
+        if not outer_grad:
+            params = {n: p.detach() for n, p in params.items()}
+        return params
+
+    def extra_loss(self, loc: Batch) -> torch.Tensor | None:
+        """c_base · KL(original ‖ current) on the locality batch; None when c_base is 0."""
+        if self.cfg.c_base == 0:
+            return None
+        with torch.no_grad():
+            original = forward(self.model, loc)
+        current = forward(self.model, loc, self.base_params())
+        return self.cfg.c_base * kl_loc(self.family, original, current, loc["labels"])
+
+
+def enn_config_from_dict(d: dict) -> ENNConfig:
+    """An ENNConfig from a config mapping, rejecting unknown keys by name."""
+    fields = set(ENNConfig.__dataclass_fields__)
+    unknown = set(d) - fields
+    if unknown:
+        raise ValueError(f"unknown ENN option(s) {sorted(unknown)}; known: {sorted(fields)}")
+    return ENNConfig(**d)
