@@ -9,10 +9,12 @@ returns the current, ENN-trained weights of the whole model, not the original on
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mendrepro.batches import Batch, forward
 from mendrepro.editors.base import Editor
@@ -81,7 +83,9 @@ class EditableNetwork(Editor):
             # No outer backward: keep the inner graph off the non-edited weights.
             params = {n: p.detach() for n, p in params.items()}
         for _ in range(self.cfg.n_inner_steps):
-            with torch.enable_grad():
+            # The fused attention kernels have no double backward; the math kernel is plain differentiable ops.
+            kernels = sdpa_kernel(SDPBackend.MATH) if create_graph else nullcontext()
+            with torch.enable_grad(), kernels:
                 ws = [
                     params[n] if params[n].requires_grad else params[n].detach().requires_grad_(True)
                     for n in self.param_names
