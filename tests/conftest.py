@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
@@ -11,6 +12,15 @@ from mendrepro.models import ModelSpec, build_model
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>"]
 WORDS = "where was born in the city of who plays what is a an and to for on at by it he she they".split()
 WORDS += [f"w{i}" for i in range(40)]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Micro models run several times faster on one thread than with threads contending for two cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")
