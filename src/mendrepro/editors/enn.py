@@ -45,6 +45,8 @@ class EditableNetwork(Editor):
     learning rates handed to the inner SGD; Adam may therefore drive a step through zero or negative.
     """
 
+    changes_base_model = True  # evaluation also scores the untouched original, for drawdown against it
+
     def __init__(self, model: nn.Module, family: str, param_names: list[str], cfg: ENNConfig):
         super().__init__(model, family, param_names)
         self.cfg = cfg
