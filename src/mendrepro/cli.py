@@ -24,7 +24,9 @@ from mendrepro.data.tokenizer import load_tokenizer, train_word_tokenizer
 from mendrepro.data.wikitext import load_self_sample, load_wikitext_raw, write_self_sample
 from mendrepro.data.zsre import load_zsre
 from mendrepro.editors.base import Editor
+from mendrepro.editors.enn import EditableNetwork, ENNConfig
 from mendrepro.editors.ft import FineTune, FTConfig
+from mendrepro.editors.ke import KEConfig, KnowledgeEditor
 from mendrepro.editors.mend import MEND, mend_config_from_dict
 from mendrepro.evaluate import aggregate, evaluate_editor, write_records
 from mendrepro.models import edited_parameter_names, freeze, load_model, save_model
@@ -67,12 +69,8 @@ def build_editor(exp: Experiment, model, ckpt: Path | None, loc_sampler=None) ->
         opts = dict(exp.editor_options, kl=exp.editor_kind == "ftkl")
         editor = FineTune(model, family, names, FTConfig(**opts), loc_sampler=loc_sampler)
     elif exp.editor_kind == "ke":
-        from mendrepro.editors.ke import KEConfig, KnowledgeEditor
-
         editor = KnowledgeEditor(model, family, names, from_dict(KEConfig, exp.editor_options, "editors.ke.options"))
     elif exp.editor_kind == "enn":
-        from mendrepro.editors.enn import EditableNetwork, ENNConfig
-
         editor = EditableNetwork(model, family, names, from_dict(ENNConfig, exp.editor_options, "editors.enn.options"))
     else:
         raise ValueError(f"unknown editor kind {exp.editor_kind!r} for editor '{exp.editor}'")
