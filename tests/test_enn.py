@@ -10,7 +10,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mendrepro.batches import binary_batch, forward, lm_batch, seq2seq_batch
 from mendrepro.config import TrainConfig
-from mendrepro.editors.enn import EditableNetwork, ENNConfig, _key, enn_config_from_dict
+from mendrepro.editors.base import param_key
+from mendrepro.editors.enn import EditableNetwork, ENNConfig, enn_config_from_dict
 from mendrepro.losses import accuracy_per_example, nll, nll_per_example
 from mendrepro.models import edited_parameter_names
 from mendrepro.tasks import EditRequest
@@ -40,7 +41,7 @@ def set_steps(enn: EditableNetwork, base: float) -> dict[str, float]:
     steps = {n: base * (i + 1) for i, n in enumerate(enn.param_names)}
     with torch.no_grad():
         for n, s in steps.items():
-            enn.steps[_key(n)].fill_(s)
+            enn.steps[param_key(n)].fill_(s)
     return steps
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mendrepro.batches import binary_batch, concat, forward, lm_batch, seq2seq_batch
-from mendrepro.editors.base import capture_edit_gradients, outer_product_update
-from mendrepro.editors.mend import MEND, MendConfig, RunningNorm, _key
+from mendrepro.editors.base import capture_edit_gradients, outer_product_update, param_key
+from mendrepro.editors.mend import MEND, MendConfig, RunningNorm
 from mendrepro.losses import nll_per_example
 from mendrepro.models import edited_parameter_names
 
@@ -55,7 +55,7 @@ def test_untrained_mend_without_norm_is_gradient_step(micro, tok, sign):
     mend = MEND(model, spec.family, names, MendConfig(rank=8, norm=False, sign=sign, alpha_init=1e-3)).eval()
     with torch.no_grad():
         for i, n in enumerate(names):
-            mend.alpha[_key(n)].fill_(1e-3 * (i + 1))
+            mend.alpha[param_key(n)].fill_(1e-3 * (i + 1))
     batch = make_batch(spec, tok, [2])
     new = mend.edit(batch)
     truth = autograd_grads(model, spec, names, batch)

@@ -15,6 +15,11 @@ from mendrepro.losses import nll_per_example
 from mendrepro.models import is_transposed, module_of
 
 
+def param_key(name: str) -> str:
+    """A parameter name usable as a ModuleDict/ParameterDict key (those may not contain '.')."""
+    return name.replace(".", "__")
+
+
 class Editor(nn.Module, abc.ABC):
     """Maps a batch of edit requests to new values of the edited parameters.
 

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mendrepro.batches import Batch, forward
-from mendrepro.editors.base import Editor
+from mendrepro.editors.base import Editor, param_key
 from mendrepro.losses import kl_loc, nll_per_example
 
 
@@ -31,11 +31,6 @@ class ENNConfig:
     def __post_init__(self):
         if self.n_inner_steps < 1:
             raise ValueError(f"ENN needs at least one inner step, got {self.n_inner_steps}")
-
-
-def _key(name: str) -> str:
-    # ParameterDict keys may not contain '.'.
-    return name.replace(".", "__")
 
 
 class EditableNetwork(Editor):
@@ -54,20 +49,22 @@ class EditableNetwork(Editor):
         # re-ties them, so one copy per distinct tensor is what ENN trains.
         self.names = [n for n, _ in model.named_parameters()]
         self.weights = nn.ParameterDict(
-            {_key(n): nn.Parameter(p.detach().clone(), requires_grad=True) for n, p in model.named_parameters()}
+            {param_key(n): nn.Parameter(p.detach().clone(), requires_grad=True) for n, p in model.named_parameters()}
         )
-        self.steps = nn.ParameterDict({_key(n): nn.Parameter(torch.tensor(float(cfg.step_init))) for n in param_names})
+        self.steps = nn.ParameterDict(
+            {param_key(n): nn.Parameter(torch.tensor(float(cfg.step_init))) for n in param_names}
+        )
 
     def base_params(self) -> dict[str, torch.Tensor]:
         """The current (ENN-trained) values of ALL the model's parameters: ENN's pre-edit model."""
-        return {n: self.weights[_key(n)] for n in self.names}
+        return {n: self.weights[param_key(n)] for n in self.names}
 
     def original_params(self) -> dict[str, torch.Tensor]:
         """The untouched original model's parameters (detached), for drawdown against the original base model."""
         return {n: p.detach() for n, p in self.model.named_parameters()}
 
     def step_size(self, name: str) -> torch.Tensor:
-        return self.steps[_key(name)]
+        return self.steps[param_key(name)]
 
     def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
         """All parameters after ``n_inner_steps`` SGD steps of the edited matrices on the mean edit loss.

@@ -20,7 +20,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from mendrepro.batches import Batch
-from mendrepro.editors.base import Editor, capture_edit_gradients
+from mendrepro.editors.base import Editor, capture_edit_gradients, param_key
 
 COND_KEYS = ("cond_input_ids", "cond_attention_mask")
 
@@ -94,10 +94,6 @@ class RankOneHead(nn.Module):
         return gate * (grad * a + b)
 
 
-def _key(name: str) -> str:
-    return name.replace(".", "__")
-
-
 class KnowledgeEditor(Editor):
     """KE over the edited matrices of one base model; trainable parameters are the encoder and the heads only."""
 
@@ -107,10 +103,10 @@ class KnowledgeEditor(Editor):
         self.encoder = ConditionEncoder(input_embedding_matrix(model), cfg)
         named = dict(model.named_parameters())
         # Heads work in the stored layout (GPT-2 Conv1D (in, out), nn.Linear (out, in)), the layout of ∇W.
-        self.heads = nn.ModuleDict({_key(n): RankOneHead(tuple(named[n].shape), cfg) for n in self.param_names})
+        self.heads = nn.ModuleDict({param_key(n): RankOneHead(tuple(named[n].shape), cfg) for n in self.param_names})
 
     def head(self, name: str) -> RankOneHead:
-        return self.heads[_key(name)]
+        return self.heads[param_key(name)]
 
     def condition(self, inner: Batch) -> torch.Tensor:
         """The condition vector [cond_dim] of a batch of k edits: the mean of the k encoded conditions.

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mendrepro.batches import Batch
-from mendrepro.editors.base import Editor, capture_edit_gradients, outer_product_update
+from mendrepro.editors.base import Editor, capture_edit_gradients, outer_product_update, param_key
 from mendrepro.models import is_transposed, module_of
 
 MODES = ("combine", "only_u", "only_delta", "only_smaller")
@@ -127,10 +127,6 @@ class MendNet(nn.Module):
         return x
 
 
-def _key(name: str) -> str:
-    return name.replace(".", "__")
-
-
 class MEND(Editor):
     """The MEND editor over the edited matrices of one base model."""
 
@@ -148,7 +144,7 @@ class MEND(Editor):
         self.mode_of: dict[str, int | None] = {}
         members: dict[str, list[str]] = {}
         for n in param_names:
-            g = f"{self.dims[n][0]}x{self.dims[n][1]}" if cfg.share else _key(n)
+            g = f"{self.dims[n][0]}x{self.dims[n][1]}" if cfg.share else param_key(n)
             self.group[n] = g
             members.setdefault(g, []).append(n)
         for _g, ns in members.items():
@@ -163,7 +159,7 @@ class MEND(Editor):
             width = self._net_width(d_u, d_d)
             if width:
                 self.nets[g] = MendNet(width, cfg, n_modes)
-        self.alpha = nn.ParameterDict({_key(n): nn.Parameter(torch.tensor(cfg.alpha_init)) for n in param_names})
+        self.alpha = nn.ParameterDict({param_key(n): nn.Parameter(torch.tensor(cfg.alpha_init)) for n in param_names})
 
     def _transformed_side(self, d_u: int, d_d: int) -> str:
         if self.cfg.mode == "only_smaller":
@@ -208,7 +204,7 @@ class MEND(Editor):
     def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
         base = self.base_params()
         return {
-            n: base[n] + self.cfg.sign * self.alpha[_key(n)] * delta.to(base[n].dtype)
+            n: base[n] + self.cfg.sign * self.alpha[param_key(n)] * delta.to(base[n].dtype)
             for n, delta in self.updates(inner).items()
         }
 
