@@ -59,10 +59,10 @@ def evaluate_editor(editor: Editor, task, n_edits: int, k: int, n_loc: int, seed
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
         mem = peak_memory_mb(device)
-        post_logits = forward(model, outer, new)
+        post_logits = editor.edited_logits(outer, new)
         post_outer = accuracy_per_example(family, post_logits, outer["labels"])
         post_nll = nll_per_example(family, post_logits, outer["labels"])
-        post_loc = _locality(family, forward(model, loc, new), loc["labels"])
+        post_loc = _locality(family, editor.edited_logits(loc, new), loc["labels"])
         o = lo = 0
         for r in reqs:
             n_o, n_l = r.outer["labels"].shape[0], r.loc["labels"].shape[0]

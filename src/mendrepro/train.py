@@ -43,8 +43,8 @@ def edit_losses(editor: Editor, req: EditRequest, device, apply=None) -> dict[st
     with torch.no_grad():
         pre_loc = forward(model, loc, editor.base_params())
     new = (apply or editor)(inner)
-    post_outer = forward(model, outer, new)
-    post_loc = forward(model, loc, new)
+    post_outer = editor.edited_logits(outer, new)
+    post_loc = editor.edited_logits(loc, new)
     parts = {
         "edit": nll(family, post_outer, outer["labels"]),
         "loc": kl_loc(family, pre_loc, post_loc, loc["labels"]),

@@ -49,6 +49,14 @@ class Editor(nn.Module, abc.ABC):
         """A training term of the editor's own on locality examples (ENN's KL to the original model)."""
         return None
 
+    def edited_logits(self, batch: Batch, edit: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of the edited model on ``batch``; ``edit`` is what :meth:`edit` returned.
+
+        Parameter editors return new parameter values, applied functionally; an editor that does not change
+        parameters (the cache) overrides this to answer from its own state.
+        """
+        return forward(self.model, batch, edit)
+
     @abc.abstractmethod
     def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
         """New values of the edited parameters after applying every edit in ``inner``."""
