@@ -24,6 +24,7 @@ from mendrepro.data.tokenizer import load_tokenizer, train_word_tokenizer
 from mendrepro.data.wikitext import load_self_sample, load_wikitext_raw, write_self_sample
 from mendrepro.data.zsre import load_zsre
 from mendrepro.editors.base import Editor
+from mendrepro.editors.cache import CacheConfig, CacheEditor
 from mendrepro.editors.enn import EditableNetwork, ENNConfig
 from mendrepro.editors.ft import FineTune, FTConfig
 from mendrepro.editors.ke import KEConfig, KnowledgeEditor
@@ -72,6 +73,8 @@ def build_editor(exp: Experiment, model, ckpt: Path | None, loc_sampler=None) ->
         editor = KnowledgeEditor(model, family, names, from_dict(KEConfig, exp.editor_options, "editors.ke.options"))
     elif exp.editor_kind == "enn":
         editor = EditableNetwork(model, family, names, from_dict(ENNConfig, exp.editor_options, "editors.enn.options"))
+    elif exp.editor_kind == "cache":
+        editor = CacheEditor(model, family, names, from_dict(CacheConfig, exp.editor_options, "editors.cache.options"))
     else:
         raise ValueError(f"unknown editor kind {exp.editor_kind!r} for editor '{exp.editor}'")
     if ckpt is not None:
@@ -158,6 +161,14 @@ def cmd_evaluate(args) -> None:
         lrng = random.Random(exp.seed + 7)
         loc_sampler = lambda: train_task.request(lrng.randrange(len(train_task)), lrng).loc  # noqa: E731
     editor = build_editor(exp, model, Path(args.ckpt) if args.ckpt else None, loc_sampler)
+    if exp.editor_kind == "cache":
+        # The cache's distance threshold is tuned on training edits (never on the dev edits it is scored on).
+        train_task = build_task(exp, tok, "train", files)
+        trng = random.Random(exp.seed + 11)
+        n_tune = min(len(train_task), 200)
+        idx = trng.sample(range(len(train_task)), n_tune)
+        threshold = editor.tune([train_task.request(i, trng, n_loc=exp.eval.n_loc, all_equiv=True) for i in idx])
+        log.info("cache threshold tuned on %d training edits: %.4f", n_tune, threshold)
     ev = exp.eval
     device = "cuda" if torch.cuda.is_available() else "cpu"
     records = evaluate_editor(editor, dev_task, ev.n_edits, ev.k, ev.n_loc, ev.seed, device)
