@@ -7,7 +7,7 @@ import torch
 
 from mendrepro.batches import binary_batch, forward, lm_batch, seq2seq_batch
 from mendrepro.editors.cache import CacheConfig, CacheEditor
-from mendrepro.losses import accuracy_per_example
+from mendrepro.losses import accuracy_per_example, nll_per_example
 from mendrepro.models import edited_parameter_names
 from mendrepro.tasks import EditRequest
 
@@ -154,3 +154,15 @@ def test_rejects_unknown_metric(micro):
     spec, model = micro
     with pytest.raises(ValueError, match="metric"):
         CacheEditor(model, spec.family, edited_parameter_names(model, spec.edit_params), CacheConfig(0.1, "l2"))
+
+
+def test_a_wrong_cache_hit_keeps_the_nll_finite(micro, tok):
+    """A cached answer is the argmax but leaves the base model some mass, so perplexities stay finite."""
+    spec, _ = micro
+    if spec.family == "binary":
+        return
+    editor = _editor(micro, 2.0)  # everything matches
+    state = editor.edit(_batch(spec.family, tok, [("where was w1 born", "w7 w8", 1)]))
+    other = _batch(spec.family, tok, [("where was w1 born", "w9 w10", 1)])
+    nll = nll_per_example(spec.family, editor.edited_logits(other, state), other["labels"])
+    assert torch.isfinite(nll).all() and float(nll.max()) < 20

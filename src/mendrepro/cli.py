@@ -125,6 +125,7 @@ def _files(args) -> dict[str, str]:
 
 def cmd_train(args) -> None:
     exp = Experiment.from_json(args.exp)
+    torch.manual_seed(exp.seed)  # the editor's initialisation (MEND's V, KE's heads) follows the config seed
     model, tok = load_model(Path(args.model), exp.model.arch)
     freeze(model)
     files = _files(args)
@@ -151,6 +152,7 @@ def cmd_train(args) -> None:
 
 def cmd_evaluate(args) -> None:
     exp = Experiment.from_json(args.exp)
+    torch.manual_seed(exp.seed)
     model, tok = load_model(Path(args.model), exp.model.arch)
     freeze(model)
     files = _files(args)

@@ -20,8 +20,8 @@ from mendrepro.tasks import EditRequest
 
 #: Binary logit written for a cached answer (sigmoid(20) ≈ 1 - 2e-9).
 BINARY_LOGIT = 20.0
-#: Logit of the cached token on a sequence position; every other token gets 0, so the NLL is ~0 in any dtype.
-TOKEN_LOGIT = 1e4
+#: Probability mass a cached answer leaves to the base model on a sequence position (keeps NLLs finite).
+BASE_MASS = 0.01
 #: Tuned threshold when no candidate separates equivalence from locality: the cache then answers only inputs
 #: whose representation equals an edit's (float noise of re-padding is far below this).
 EXACT_MATCH = 1e-6
@@ -124,11 +124,14 @@ class CacheEditor(Editor):
 
     @staticmethod
     def _write(logits: torch.Tensor, row: int, positions: torch.Tensor, tokens: torch.Tensor) -> None:
-        """One-hot logits (TOKEN_LOGIT on ``tokens``, 0 elsewhere) at ``positions`` of ``row``."""
+        """At ``positions`` of ``row``: the stored token with probability 1 − BASE_MASS, the rest spread as the
+        base model's distribution, so the stored token is the argmax while every token keeps a finite NLL (a
+        hard one-hot would make one wrong cache hit send a perplexity to infinity)."""
         if len(positions) == 0:
             return
-        logits[row, positions] = 0
-        logits[row, positions, tokens] = TOKEN_LOGIT
+        probs = logits[row, positions].float().softmax(-1) * BASE_MASS
+        probs[torch.arange(len(positions)), tokens] += 1 - BASE_MASS
+        logits[row, positions] = probs.log().to(logits.dtype)
 
     def tune(self, requests: Sequence[EditRequest]) -> float:
         """Pick the threshold separating equivalence from locality rows on training requests, store it, return it.
