@@ -165,4 +165,4 @@ def test_a_wrong_cache_hit_keeps_the_nll_finite(micro, tok):
     state = editor.edit(_batch(spec.family, tok, [("where was w1 born", "w7 w8", 1)]))
     other = _batch(spec.family, tok, [("where was w1 born", "w9 w10", 1)])
     nll = nll_per_example(spec.family, editor.edited_logits(other, state), other["labels"])
-    assert torch.isfinite(nll).all() and float(nll.max()) < 20
+    assert torch.isfinite(nll).all() and float(nll.detach().max()) < 20
