@@ -7,6 +7,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from mendrepro.data.tokenizer import wrap_tokenizer
 from mendrepro.models import ModelSpec, build_model
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>"]
@@ -28,16 +29,7 @@ def tok() -> PreTrainedTokenizerFast:
     vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
     t = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     t.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=t,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        bos_token="<s>",
-        eos_token="</s>",
-    )
+    return wrap_tokenizer(t)
 
 
 MICRO_SPECS = {

@@ -30,7 +30,7 @@ def train_word_tokenizer(
         vocab_size=10_000_000, min_frequency=1, special_tokens=list(SPECIAL_TOKENS), show_progress=False
     )
     raw.train_from_iterator(texts, trainer=trainer)
-    tok = _wrap(raw, model_max_length)
+    tok = wrap_tokenizer(raw, model_max_length)
     for i, t in enumerate(SPECIAL_TOKENS):
         if tok.convert_tokens_to_ids(t) != i:  # models and tests rely on these ids
             raise RuntimeError(f"special token {t!r} got id {tok.convert_tokens_to_ids(t)}, expected {i}")
@@ -47,7 +47,8 @@ def train_word_tokenizer(
     return tok
 
 
-def _wrap(raw: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
+def wrap_tokenizer(raw: Tokenizer, model_max_length: int = 512) -> PreTrainedTokenizerFast:
+    """A `tokenizers` word-level tokenizer as a transformers tokenizer with the project's special tokens."""
     return PreTrainedTokenizerFast(
         tokenizer_object=raw,
         pad_token="[PAD]",
