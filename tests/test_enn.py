@@ -9,9 +9,9 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mendrepro.batches import binary_batch, forward, lm_batch, seq2seq_batch
-from mendrepro.config import TrainConfig
+from mendrepro.config import TrainConfig, from_dict
 from mendrepro.editors.base import param_key
-from mendrepro.editors.enn import EditableNetwork, ENNConfig, enn_config_from_dict
+from mendrepro.editors.enn import EditableNetwork, ENNConfig
 from mendrepro.losses import accuracy_per_example, nll, nll_per_example
 from mendrepro.models import edited_parameter_names
 from mendrepro.tasks import EditRequest
@@ -191,8 +191,8 @@ def test_meta_training_makes_one_step_edits_succeed(micro, tok):
 
 
 def test_config_rejects_unknown_keys():
-    assert enn_config_from_dict({"c_base": 10.0}).c_base == 10.0
-    with pytest.raises(ValueError, match="unknown ENN option"):
-        enn_config_from_dict({"lr": 1.0})
+    assert from_dict(ENNConfig, {"c_base": 10.0}, "enn").c_base == 10.0
+    with pytest.raises(ValueError, match="unknown key"):
+        from_dict(ENNConfig, {"lr": 1.0}, "enn")
     with pytest.raises(ValueError):
         ENNConfig(n_inner_steps=0)

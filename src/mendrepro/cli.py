@@ -28,7 +28,7 @@ from mendrepro.editors.cache import CacheConfig, CacheEditor
 from mendrepro.editors.enn import EditableNetwork, ENNConfig
 from mendrepro.editors.ft import FineTune, FTConfig
 from mendrepro.editors.ke import KEConfig, KnowledgeEditor
-from mendrepro.editors.mend import MEND, mend_config_from_dict
+from mendrepro.editors.mend import MEND, MendConfig
 from mendrepro.evaluate import aggregate, evaluate_editor, write_records
 from mendrepro.models import edited_parameter_names, freeze, load_model, save_model
 from mendrepro.pretrain import pretrain
@@ -65,7 +65,7 @@ def build_editor(exp: Experiment, model, ckpt: Path | None, loc_sampler=None) ->
     names = edited_parameter_names(model, exp.model.edit_params)
     family = exp.model.family
     if exp.editor_kind == "mend":
-        editor = MEND(model, family, names, mend_config_from_dict(exp.editor_options))
+        editor = MEND(model, family, names, from_dict(MendConfig, exp.editor_options, "editors.mend.options"))
     elif exp.editor_kind in ("ft", "ftkl"):
         opts = dict(exp.editor_options, kl=exp.editor_kind == "ftkl")
         editor = FineTune(model, family, names, FTConfig(**opts), loc_sampler=loc_sampler)

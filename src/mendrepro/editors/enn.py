@@ -108,12 +108,3 @@ class EditableNetwork(Editor):
             original = forward(self.model, loc)
         current = forward(self.model, loc, self.base_params())
         return self.cfg.c_base * kl_loc(self.family, original, current, loc["labels"])
-
-
-def enn_config_from_dict(d: dict) -> ENNConfig:
-    """An ENNConfig from a config mapping, rejecting unknown keys by name."""
-    fields = set(ENNConfig.__dataclass_fields__)
-    unknown = set(d) - fields
-    if unknown:
-        raise ValueError(f"unknown ENN option(s) {sorted(unknown)}; known: {sorted(fields)}")
-    return ENNConfig(**d)

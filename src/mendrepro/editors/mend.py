@@ -207,12 +207,3 @@ class MEND(Editor):
             n: base[n] + self.cfg.sign * self.alpha[param_key(n)] * delta.to(base[n].dtype)
             for n, delta in self.updates(inner).items()
         }
-
-
-def mend_config_from_dict(d: dict) -> MendConfig:
-    """A MendConfig from a config mapping, rejecting unknown keys by name."""
-    fields = set(MendConfig.__dataclass_fields__)
-    unknown = set(d) - fields
-    if unknown:
-        raise ValueError(f"unknown MEND option(s) {sorted(unknown)}; known: {sorted(fields)}")
-    return MendConfig(**d)
