@@ -61,7 +61,7 @@ def test_inner_step_is_sgd_on_the_mean_edit_loss(micro, tok, grad_mode):
     for n, p in named.items():
         if n in grads:
             assert grads[n].abs().max() > 0
-            assert torch.allclose(new[n], p - steps[n] * grads[n], atol=1e-7, rtol=1e-5), n
+            assert torch.allclose(new[n], p - steps[n] * grads[n], atol=1e-6, rtol=1e-5), n
         else:
             assert torch.equal(new[n], p), n
     assert all(t.requires_grad == grad_mode for n, t in new.items() if n in grads)
@@ -98,7 +98,7 @@ def test_step_is_second_order(micro, tok):
     second, first = outer_grads(False), outer_grads(True)
     rest = [n for n in theta if n not in names]
     for n in theta:
-        assert torch.allclose(second[n], ref[n], atol=1e-6, rtol=1e-3), n
+        assert torch.allclose(second[n], ref[n], atol=1e-5, rtol=1e-3), (n, float((second[n] - ref[n]).abs().max()))
     # The Hessian path reaches the non-edited weights (and only it separates the two orders there).
     gap = sum(float((second[n] - first[n]).norm()) for n in rest)
     assert gap > 1e-3 * sum(float(second[n].norm()) for n in rest)

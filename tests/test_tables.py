@@ -339,3 +339,164 @@ def test_caption_reports_enn_drawdown_against_the_original_model(tmp_path):
         paths[-1].write_text(json.dumps(r))
     caption = tables.table4_caption(tables.load_metrics(paths), "tiny")
     assert "against the original base model it is zsRE 0.123" in caption
+
+
+# --------------------------------------------------------------------------------------------------------
+# table3
+# --------------------------------------------------------------------------------------------------------
+def _metrics3(model: str, editor: str, es: float, dd: float, **extra) -> dict:
+    task = {"gptneo": "wikitext", "gptj": "wikitext", "t5xl": "zsre", "t5xxl": "zsre"}[model]
+    record = {
+        "task": task,
+        "model": model,
+        "editor": editor,
+        "n_edits": 1,
+        "n": 40,
+        "es": es,
+        "dd": dd,
+        "dd_kind": "ppl" if task == "wikitext" else "acc",
+        "profile": "tiny",
+    }
+    record.update(extra)
+    return record
+
+
+@pytest.fixture
+def table3_files(tmp_path: Path) -> list[Path]:
+    return [
+        _write(tmp_path, "neo_mend", _metrics3("gptneo", "mend", 0.8125, 0.0456)),
+        _write(tmp_path, "gptj_ft", _metrics3("gptj", "ft", 0.75, 0.5)),
+        _write(tmp_path, "t5xl_mend", _metrics3("t5xl", "mend", 0.9, -0.0004)),
+        _write(tmp_path, "t5xxl_ke", _metrics3("t5xxl", "ke", 0.02, 0.0)),
+        _write(tmp_path, "t5xl_enn", _metrics3("t5xl", "enn", 0.6, 0.01)),
+    ]
+
+
+def test_table3_columns():
+    cols = tables.table3_columns()
+    assert len(cols) == 16
+    assert cols[:4] == [
+        "GPT-Neo 2.7B ES (ours)",
+        "GPT-Neo 2.7B ES (paper)",
+        "GPT-Neo 2.7B DD (ours)",
+        "GPT-Neo 2.7B DD (paper)",
+    ]
+    assert cols[-1] == "T5-XXL DD (paper)"
+    assert [c.removesuffix(" (paper)") for c in cols if c.endswith("(paper)")] == list(paper.TABLE3_COLUMNS)
+    assert tables.TABLE3_DD_KINDS == {"gptneo": "ppl", "gptj": "ppl", "t5xl": "acc", "t5xxl": "acc"}
+
+
+def test_table3_cells(table3_files):
+    df = tables.table3(tables.load_metrics(table3_files))
+    assert list(df.index) == ["FT", "KE", "MEND", "ENN (beyond Table 3)"]
+    assert df.index.name == "Editor"
+    assert list(df.columns) == tables.table3_columns()
+    assert df.loc["MEND", "GPT-Neo 2.7B ES (ours)"] == "0.812"  # 0.8125 -> 3 decimals
+    assert df.loc["MEND", "GPT-Neo 2.7B ES (paper)"] == "0.81"
+    assert df.loc["MEND", "GPT-Neo 2.7B DD (ours)"] == "0.046"
+    assert df.loc["MEND", "GPT-Neo 2.7B DD (paper)"] == "0.057"
+    assert df.loc["MEND", "T5-XL ES (ours)"] == "0.900"
+    assert df.loc["MEND", "T5-XL DD (ours)"] == "0.000"  # -0.0004 -> no negative zero
+    assert df.loc["MEND", "T5-XL DD (paper)"] == "0.001"
+    assert df.loc["MEND", "T5-XXL DD (paper)"] == "<0.001"
+    assert df.loc["MEND", "GPT-J 6B ES (ours)"] == tables.MISSING
+    assert df.loc["MEND", "GPT-J 6B ES (paper)"] == "0.88"
+    assert df.loc["FT", "GPT-J 6B ES (ours)"] == "0.750"
+    assert df.loc["FT", "GPT-J 6B DD (ours)"] == "0.500"
+    assert df.loc["FT", "GPT-J 6B DD (paper)"] == "0.125"
+    assert df.loc["FT", "GPT-Neo 2.7B ES (ours)"] == "—"
+    assert df.loc["KE", "T5-XXL ES (ours)"] == "0.020"
+    assert df.loc["KE", "T5-XXL ES (paper)"] == "0.04"
+    assert df.loc["ENN (beyond Table 3)", "T5-XL ES (ours)"] == "0.600"
+    assert df.loc["ENN (beyond Table 3)", "T5-XL ES (paper)"] == "—"
+    assert "FT+KL" not in df.index
+
+
+def test_table3_paper_only_rows_and_extra_editors(tmp_path, table3_files):
+    cache = _write(tmp_path, "neo_cache", _metrics3("gptneo", "cache", 1.0, 0.0))
+    df = tables.table3(tables.load_metrics(table3_files + [cache]), include_paper_only=True)
+    assert list(df.index) == ["FT", "FT+KL", "KE", "MEND", "ENN (beyond Table 3)", "Cache (beyond Table 3)"]
+    assert df.loc["FT+KL", "GPT-J 6B ES (paper)"] == "0.36"
+    assert df.loc["FT+KL", "GPT-Neo 2.7B DD (paper)"] == "0.026"
+    assert (df.loc["FT+KL", [c for c in df.columns if c.endswith("(ours)")]] == "—").all()
+    assert df.loc["Cache (beyond Table 3)", "GPT-Neo 2.7B ES (ours)"] == "1.000"
+    assert (df.loc["Cache (beyond Table 3)", [c for c in df.columns if c.endswith("(paper)")]] == "—").all()
+
+
+def test_table3_and_table4_select_their_own_rows(tmp_path, table3_files, metric_files):
+    extra = [
+        _write(tmp_path, "neo_zsre", {**_metrics3("gptneo", "ft", 0.1, 0.1), "task": "zsre", "dd_kind": "acc"}),
+        _write(tmp_path, "t5xl_batch", {**_metrics3("t5xl", "ft", 0.2, 0.2), "n_edits": 5}),
+        _write(tmp_path, "t5_small", {**_metrics3("t5xl", "ft", 0.3, 0.3), "model": "t5"}),
+    ]
+    metrics = tables.load_metrics(table3_files + metric_files + extra)
+    assert sorted(tables.table3_rows(metrics)["path"]) == sorted(map(str, table3_files))
+    assert sorted(tables.table4_rows(metrics)["path"]) == sorted(map(str, metric_files))
+    df = tables.table3(metrics)
+    assert list(df.index) == ["FT", "KE", "MEND", "ENN (beyond Table 3)"]
+    assert df.loc["FT", "T5-XL ES (ours)"] == "—" and df.loc["FT", "GPT-Neo 2.7B ES (ours)"] == "—"
+    assert "Cache (beyond Table 3)" not in df.index  # the Table 4 Cache result is not a Table 3 result
+
+
+def test_table3_duplicate_cell_is_an_error(tmp_path, table3_files):
+    dup = _write(tmp_path, "neo_mend_again", _metrics3("gptneo", "mend", 0.5, 0.0))
+    with pytest.raises(ValueError, match="same Table 3 cell: gptneo/mend") as info:
+        tables.table3(tables.load_metrics(table3_files + [dup]))
+    assert "neo_mend_again.json" in str(info.value) and "neo_mend.json" in str(info.value)
+
+
+@pytest.mark.parametrize(("model", "wrong", "want"), [("gptj", "acc", "ppl"), ("t5xxl", "ppl", "acc")])
+def test_table3_wrong_dd_kind_is_an_error(tmp_path, model, wrong, want):
+    path = _write(tmp_path, "w", {**_metrics3(model, "mend", 0.5, 0.1), "dd_kind": wrong})
+    with pytest.raises(tables.MetricsError, match=f"Table 3 reports {want} drawdown for {model}") as info:
+        tables.table3(tables.load_metrics([path]))
+    assert str(path) in str(info.value)
+
+
+def test_table3_caption(table3_files):
+    metrics = tables.load_metrics(table3_files)
+    caption = tables.table3_caption(metrics)
+    assert caption.startswith(
+        "Table 3 (Wikitext/GPT-Neo 2.7B, Wikitext/GPT-J 6B, zsRE/T5-XL, zsRE/T5-XXL), one edit at a time;"
+    )
+    assert "profile tiny" in caption  # from the metrics' "profile" field
+    assert "n = 40 edits per cell" in caption
+    assert "tiny stand-ins of the same model classes" in caption
+    assert "T5 v1.1-style gated" in caption
+    assert "not expected to equal the paper's" in caption
+    assert "edit success on equivalence examples" in caption
+    assert "acc DD (T5-XL, T5-XXL on zsRE) = locality accuracy before − after, on Natural Questions" in caption
+    assert "ppl DD (GPT-Neo, GPT-J on Wikitext) = perplexity after − before" in caption
+    assert "exp(token-weighted mean NLL over all locality tokens)" in caption
+    assert f"Paper values: {paper.CITATION}, Table 3." in caption
+    assert "FEVER" not in caption
+    full = tables.table3_caption(metrics, profile="full")
+    assert "profile full" in full and "tiny stand-ins" not in full
+    mixed_n = table3_files + [_write(table3_files[0].parent, "gptj_mend", _metrics3("gptj", "mend", 0.5, 0.1, n=7))]
+    assert "n = 7–40 edits per cell" in tables.table3_caption(tables.load_metrics(mixed_n))
+
+
+def test_main_table3(tmp_path, table3_files, metric_files, capsys):
+    from mendrepro import cli  # imports torch and the models: only this test needs it
+
+    out = tmp_path / "figs" / "table3"
+    argv = ["table3", "--metrics", *map(str, table3_files + metric_files[:1]), "--out", str(out), "--profile", "tiny"]
+    assert cli.main(argv) == 0  # `python -m mendrepro table3 ...` dispatches to the tables CLI
+    captured = capsys.readouterr()
+    assert captured.out.split() == [str(out) + s for s in (".md", ".tex", ".csv")]
+    assert f"warning: {metric_files[0]} is not a Table 3 result" in captured.err
+    back = pd.read_csv(out.with_suffix(".csv"), index_col=0, dtype=str, keep_default_na=False)
+    assert list(back.index) == ["FT", "KE", "MEND", "ENN (beyond Table 3)"]
+    assert list(back.columns) == tables.table3_columns()
+    assert math.isclose(float(back.loc["MEND", "GPT-Neo 2.7B ES (ours)"]), 0.812)
+    assert back.loc["MEND", "T5-XXL DD (paper)"] == "<0.001"
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert md.splitlines()[0].startswith("*Table 3 (") and "profile tiny" in md.splitlines()[0]
+    tex = out.with_suffix(".tex").read_text(encoding="utf-8")
+    assert r"\label{tab:table3}" in tex and r"ENN (beyond Table 3)" in tex and r"\textless{}0.001" in tex
+
+    out2 = tmp_path / "figs" / "table3_all"
+    argv = ["table3", "--metrics", *map(str, table3_files), "--out", str(out2), "--show-paper-only"]
+    assert tables.main(argv) == 0
+    back = pd.read_csv(out2.with_suffix(".csv"), index_col=0, dtype=str, keep_default_na=False)
+    assert list(back.index) == ["FT", "FT+KL", "KE", "MEND", "ENN (beyond Table 3)"]

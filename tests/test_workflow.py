@@ -53,12 +53,17 @@ def test_dry_run_plans_the_dag(tmp_path, config):
     out = _snakemake(_workdir(tmp_path, config), "-n", "--cores", "1").stdout
     counts = _job_counts(out)
     cfg = yaml.safe_load((ROOT / config).read_text())
-    t4 = cfg["tables"]["table4"]
-    learned = [e for e in t4["editors"] if cfg["editors"][e]["kind"] in ("mend", "ke", "enn")]
-    assert counts["evaluate"] == len(t4["experiments"]) * len(t4["editors"]), counts
-    assert counts["train_editor"] == len(t4["experiments"]) * len(learned), counts
-    assert counts["pretrain"] == len(cfg["models"]) == 3
-    assert counts["table4"] == 1 and counts["world"] == 1 and counts["self_sample"] == 1
+    runs = {
+        (e["task"], e["model"], ed)
+        for t in ("table3", "table4")
+        for e in cfg["tables"][t]["experiments"]
+        for ed in cfg["tables"][t]["editors"]
+    }
+    learned = {r for r in runs if cfg["editors"][r[2]]["kind"] in ("mend", "ke", "enn")}
+    assert counts["evaluate"] == len(runs) == 3 * 6 + 4 * 4, counts
+    assert counts["train_editor"] == len(learned) == 3 * 3 + 4 * 2, counts
+    assert counts["pretrain"] == len(cfg["models"]) == 7
+    assert counts["table3"] == counts["table4"] == counts["world"] == counts["self_sample"] == 1
 
 
 def test_bad_config_fails_at_dag_start_with_schema_message(tmp_path):
@@ -86,7 +91,7 @@ def test_micro_dag_end_to_end(tmp_path):
     wd = _workdir(tmp_path, "tests/fixtures/micro.yaml")
     _snakemake(wd, "--cores", "2")
     res, fig = wd / "results/micro", wd / "figures/micro"
-    for model in ("bart", "bert", "gpt2"):
+    for model in ("bart", "bert", "gpt2", "gptneo", "gptj", "t5xl", "t5xxl"):
         assert (res / f"models/{model}/config.json").exists()
         assert _finite(json.loads((res / f"models/{model}.metrics.json").read_text()))
     for task, model in (("fever", "bert"), ("zsre", "bart"), ("wikitext", "gpt2")):
@@ -105,13 +110,23 @@ def test_micro_dag_end_to_end(tmp_path):
             # ENN changes the pre-edit model: its drawdown is also measured against the original model.
             assert ("dd_original" in metrics) == (editor == "enn")
     for ext in ("md", "tex", "csv"):
-        assert (fig / f"table4.{ext}").stat().st_size > 0
+        assert (fig / f"table4.{ext}").stat().st_size > 0 and (fig / f"table3.{ext}").stat().st_size > 0
     rows = {r["Editor"]: r for r in csv.DictReader((fig / "table4.csv").open())}
     assert set(rows) == {"FT", "FT+KL", "ENN", "KE", "MEND", "Cache (beyond Table 4)"}
     for row in rows.values():
         for col in ("FEVER ES (ours)", "zsRE ES (ours)", "Wikitext ES (ours)", "Wikitext DD (ours)"):
             assert math.isfinite(float(row[col]))
     assert rows["MEND"]["zsRE ES (paper)"] == "0.98"
+    for task, model in (("wikitext", "gptneo"), ("wikitext", "gptj"), ("zsre", "t5xl"), ("zsre", "t5xxl")):
+        for editor in ("ft", "ftkl", "ke", "mend"):
+            metrics = json.loads((res / f"{task}/{model}/{editor}/eval_k1/metrics.json").read_text())
+            assert _finite(metrics) and metrics["n"] > 0 and metrics["model"] == model
+    rows3 = {r["Editor"]: r for r in csv.DictReader((fig / "table3.csv").open())}
+    assert set(rows3) == {"FT", "FT+KL", "KE", "MEND"}
+    for row in rows3.values():
+        for label in ("GPT-Neo 2.7B", "GPT-J 6B", "T5-XL", "T5-XXL"):
+            assert math.isfinite(float(row[f"{label} ES (ours)"])) and math.isfinite(float(row[f"{label} DD (ours)"]))
+    assert rows3["MEND"]["GPT-J 6B ES (paper)"] == "0.88"
     # A second run has nothing to do; one table's target re-plans only that table.
     assert "Nothing to be done" in _snakemake(wd, "-n", "--cores", "1").stdout
     (fig / "table4.md").unlink()

@@ -188,7 +188,7 @@ def cmd_evaluate(args) -> None:
     write_json_atomic(args.metrics, metrics)
 
 
-TABLE_COMMANDS = ("table4",)
+TABLE_COMMANDS = ("table3", "table4")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,11 +23,17 @@ from transformers import (
     BertModel,
     GPT2Config,
     GPT2LMHeadModel,
+    GPTJConfig,
+    GPTJForCausalLM,
+    GPTNeoConfig,
+    GPTNeoForCausalLM,
     PreTrainedTokenizerFast,
+    T5Config,
+    T5ForConditionalGeneration,
 )
 from transformers.pytorch_utils import Conv1D
 
-FAMILIES = {"bart": "seq2seq", "gpt2": "lm", "bert": "binary"}
+FAMILIES = {"bart": "seq2seq", "t5": "seq2seq", "gpt2": "lm", "gptneo": "lm", "gptj": "lm", "bert": "binary"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class ModelSpec:
     """One base model: its architecture, size, and which weights editors change."""
 
     name: str
-    arch: str  # bart | gpt2 | bert
+    arch: str  # a key of FAMILIES
     edit_params: tuple[str, ...]
     d_model: int = 128
     n_layers: int = 4
@@ -84,13 +90,10 @@ class BertClassifier(nn.Module):
         return model
 
 
-def build_model(spec: ModelSpec, tok: PreTrainedTokenizerFast, seed: int) -> nn.Module:
-    """A randomly initialised model of ``spec``'s architecture and size, over ``tok``'s vocabulary."""
-    torch.manual_seed(seed)
-    v = len(tok)
-    if spec.arch == "bart":
-        cfg = BartConfig(
-            vocab_size=v,
+def _bart(spec: ModelSpec, tok: PreTrainedTokenizerFast) -> nn.Module:
+    return BartForConditionalGeneration(
+        BartConfig(
+            vocab_size=len(tok),
             d_model=spec.d_model,
             encoder_layers=spec.n_layers,
             decoder_layers=spec.n_layers,
@@ -107,10 +110,34 @@ def build_model(spec: ModelSpec, tok: PreTrainedTokenizerFast, seed: int) -> nn.
             dropout=0.0,
             attention_dropout=0.0,
         )
-        return BartForConditionalGeneration(cfg)
-    if spec.arch == "gpt2":
-        cfg = GPT2Config(
-            vocab_size=v,
+    )
+
+
+def _t5(spec: ModelSpec, tok: PreTrainedTokenizerFast) -> nn.Module:
+    # Gated FFN (wi_0, wi_1, wo) as T5 v1.1 and the ssm-nq checkpoints; T5 starts decoding from the pad token.
+    return T5ForConditionalGeneration(
+        T5Config(
+            vocab_size=len(tok),
+            d_model=spec.d_model,
+            d_kv=spec.d_model // spec.n_heads,
+            d_ff=spec.d_ffn,
+            num_layers=spec.n_layers,
+            num_decoder_layers=spec.n_layers,
+            num_heads=spec.n_heads,
+            feed_forward_proj="gated-gelu",
+            dropout_rate=0.0,
+            tie_word_embeddings=False,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=tok.pad_token_id,
+        )
+    )
+
+
+def _gpt2(spec: ModelSpec, tok: PreTrainedTokenizerFast) -> nn.Module:
+    return GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
             n_embd=spec.d_model,
             n_layer=spec.n_layers,
             n_head=spec.n_heads,
@@ -123,10 +150,51 @@ def build_model(spec: ModelSpec, tok: PreTrainedTokenizerFast, seed: int) -> nn.
             embd_pdrop=0.0,
             attn_pdrop=0.0,
         )
-        return GPT2LMHeadModel(cfg)
-    if spec.arch == "bert":
-        cfg = BertConfig(
-            vocab_size=v,
+    )
+
+
+def _gptneo(spec: ModelSpec, tok: PreTrainedTokenizerFast) -> nn.Module:
+    # Alternating global and local attention layers, as GPT-Neo 2.7B.
+    pattern = [[["global", "local"], spec.n_layers // 2]] + ([[["global"], 1]] if spec.n_layers % 2 else [])
+    return GPTNeoForCausalLM(
+        GPTNeoConfig(
+            vocab_size=len(tok),
+            max_position_embeddings=spec.max_len,
+            hidden_size=spec.d_model,
+            num_layers=spec.n_layers,
+            attention_types=pattern,
+            num_heads=spec.n_heads,
+            intermediate_size=spec.d_ffn,
+            window_size=max(spec.max_len // 4, 1),
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
+
+
+def _gptj(spec: ModelSpec, tok: PreTrainedTokenizerFast) -> nn.Module:
+    # Rotary embeddings on a quarter of each head, as GPT-J 6B (rotary_dim 64 of head size 256).
+    return GPTJForCausalLM(
+        GPTJConfig(
+            vocab_size=len(tok),
+            n_positions=spec.max_len,
+            n_embd=spec.d_model,
+            n_layer=spec.n_layers,
+            n_head=spec.n_heads,
+            rotary_dim=max(spec.d_model // spec.n_heads // 4, 2),
+            n_inner=spec.d_ffn,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
+
+
+def _bert(spec: ModelSpec, tok: PreTrainedTokenizerFast) -> nn.Module:
+    return BertClassifier(
+        BertConfig(
+            vocab_size=len(tok),
             hidden_size=spec.d_model,
             num_hidden_layers=spec.n_layers,
             num_attention_heads=spec.n_heads,
@@ -136,8 +204,26 @@ def build_model(spec: ModelSpec, tok: PreTrainedTokenizerFast, seed: int) -> nn.
             hidden_dropout_prob=0.0,
             attention_probs_dropout_prob=0.0,
         )
-        return BertClassifier(cfg)
-    raise ValueError(f"unknown arch {spec.arch}")
+    )
+
+
+# arch -> (builder of a random model, class that loads a saved one)
+ARCHS = {
+    "bart": (_bart, BartForConditionalGeneration),
+    "t5": (_t5, T5ForConditionalGeneration),
+    "gpt2": (_gpt2, GPT2LMHeadModel),
+    "gptneo": (_gptneo, GPTNeoForCausalLM),
+    "gptj": (_gptj, GPTJForCausalLM),
+    "bert": (_bert, BertClassifier),
+}
+
+
+def build_model(spec: ModelSpec, tok: PreTrainedTokenizerFast, seed: int) -> nn.Module:
+    """A randomly initialised model of ``spec``'s architecture and size, over ``tok``'s vocabulary."""
+    if spec.arch not in ARCHS:
+        raise ValueError(f"unknown arch {spec.arch!r} (one of {sorted(ARCHS)})")
+    torch.manual_seed(seed)
+    return ARCHS[spec.arch][0](spec, tok)
 
 
 def save_model(model: nn.Module, tok: PreTrainedTokenizerFast, spec: ModelSpec, out_dir: Path) -> None:
@@ -166,14 +252,9 @@ def load_model(path: Path, arch: str) -> tuple[nn.Module, PreTrainedTokenizerFas
             "or download it (paper profile)"
         )
     tok = PreTrainedTokenizerFast.from_pretrained(path)
-    if arch == "bart":
-        model = BartForConditionalGeneration.from_pretrained(path)
-    elif arch == "gpt2":
-        model = GPT2LMHeadModel.from_pretrained(path)
-    elif arch == "bert":
-        model = BertClassifier.from_pretrained(path)
-    else:
-        raise ValueError(f"unknown arch {arch}")
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r} (one of {sorted(ARCHS)})")
+    model = ARCHS[arch][1].from_pretrained(path)
     model.eval()
     return model, tok
 

@@ -56,7 +56,7 @@ def experiment(task, model, editor=""):
         "profile": PROFILE,
         "seed": config["seed"],
         "task": task,
-        "model": {"name": model, **{k: v for k, v in m.items() if k not in ("task", "pretrain")}},
+        "model": {"name": model, **{k: v for k, v in m.items() if k not in ("task", "pretrain", "train")}},
         "pretrain": m.get("pretrain", {}),
         "task_options": config["tasks"].get(task, {}),
         "train": dict(config["train"]),
@@ -69,6 +69,8 @@ def experiment(task, model, editor=""):
         exp.update(editor=editor, editor_kind=e["kind"], editor_options=options)
         exp["train"].update(e.get("train", {}))
         exp["eval"].update(e.get("eval", {}))
+    # A model's own training budget (e.g. fewer steps for the larger stand-ins) is the most specific setting.
+    exp["train"].update(m.get("train", {}))
     return exp
 
 
@@ -92,8 +94,14 @@ def ckpt_arg(wildcards, input):
     return f"--ckpt {input.ckpt}" if input.ckpt else ""
 
 
-def table4_metrics(wildcards=None):
-    t = config["tables"]["table4"]
+TABLES = ("table3", "table4")
+
+
+def table_metrics(table):
+    """The single-edit metrics files one table is rendered from (its experiments x its editors)."""
+    t = config["tables"][table]
+    for e in t["experiments"]:
+        experiment(e["task"], e["model"])  # fails at DAG start on a model configured for another task
     return [
         f"{RES}/{e['task']}/{e['model']}/{ed}/eval_k1/metrics.json"
         for e in t["experiments"]
@@ -101,5 +109,9 @@ def table4_metrics(wildcards=None):
     ]
 
 
+def table_outputs(table):
+    return [f"{FIG}/{table}.{ext}" for ext in ("md", "tex", "csv")]
+
+
 def all_targets():
-    return [f"{FIG}/table4.md", f"{FIG}/table4.tex", f"{FIG}/table4.csv"]
+    return [path for table in TABLES if table in config["tables"] for path in table_outputs(table)]

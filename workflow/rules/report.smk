@@ -1,14 +1,22 @@
 # Tables rendered from the raw metrics files, with the paper's published numbers beside ours.
 
 
-rule table4:
-    input:
-        table4_metrics(),
-    output:
-        md=f"{FIG}/table4.md",
-        tex=f"{FIG}/table4.tex",
-        csv=f"{FIG}/table4.csv",
-    log:
-        f"{RES}/logs/table4.log",
-    shell:
-        "{LAUNCH} table4 --metrics {input} --out {FIG}/table4 --profile {PROFILE} > {log} 2>&1"
+for _table in TABLES:
+    if _table not in config["tables"]:
+        continue
+
+    rule:
+        name:
+            _table
+        input:
+            table_metrics(_table),
+        output:
+            md=f"{FIG}/{_table}.md",
+            tex=f"{FIG}/{_table}.tex",
+            csv=f"{FIG}/{_table}.csv",
+        params:
+            table=_table,
+        log:
+            f"{RES}/logs/{_table}.log",
+        shell:
+            "{LAUNCH} {params.table} --metrics {input} --out {FIG}/{params.table} --profile {PROFILE} > {log} 2>&1"

@@ -10,6 +10,8 @@ Tables are aggregations of these files only. Each table is written as Markdown, 
 
     python -m mendrepro.report.tables table4 --metrics a.json b.json ... \\
         --out figures/tiny/table4 --profile tiny
+
+and likewise ``table3`` (large models: GPT-Neo, GPT-J on Wikitext; T5-XL, T5-XXL on zsRE).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +44,12 @@ EDITOR_LABELS: dict[str, str] = {
     "mend": "MEND",
     "cache": "Cache",
 }
+
+# Table 3: our model ids -> the paper's column labels (in the paper's column order), the task each is edited
+# on, and the kind of drawdown it reports (taken from the paper's columns).
+TABLE3_MODELS: dict[str, str] = {"gptneo": "GPT-Neo 2.7B", "gptj": "GPT-J 6B", "t5xl": "T5-XL", "t5xxl": "T5-XXL"}
+TABLE3_TASKS: dict[str, str] = {"gptneo": "wikitext", "gptj": "wikitext", "t5xl": "zsre", "t5xxl": "zsre"}
+TABLE3_DD_KINDS: dict[str, str] = {m: paper.TABLE3_DD_KIND[f"{label} DD"] for m, label in TABLE3_MODELS.items()}
 
 # Table 4: which base model each task uses, and the kind of drawdown it reports.
 TABLE4_MODELS: dict[str, str] = {"fever": "bert", "zsre": "bart", "wikitext": "gpt2"}
@@ -130,75 +139,113 @@ def _editor_order(editor: str) -> tuple[int, str]:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Table 4
+# One-edit tables (Tables 3 and 4): one column group per (task, model), ES and DD, ours beside the paper's
 # ----------------------------------------------------------------------------------------------------------
-def table4_columns() -> list[str]:
-    """Column names of :func:`table4`, e.g. ``"FEVER ES (ours)"``, in order."""
+@dataclass(frozen=True)
+class _Group:
+    """One column group of a one-edit table: the results of ``model`` edited on ``task``."""
+
+    key: str  # names the cell in error messages: the task (Table 4) or our model id (Table 3)
+    label: str  # the paper's column label, e.g. "zsRE" or "GPT-J 6B"
+    task: str
+    model: str
+    dd_kind: str
+    model_label: str
+
+
+@dataclass(frozen=True)
+class _OneEditTable:
+    number: int
+    groups: tuple[_Group, ...]
+    editors: tuple[str, ...]  # the paper's row labels, in its order
+    published: Mapping[tuple[str, str], str]  # the paper's values, keyed (row label, "<group label> <ES|DD>")
+
+
+_TABLE3 = _OneEditTable(
+    number=3,
+    groups=tuple(_Group(m, label, TABLE3_TASKS[m], m, TABLE3_DD_KINDS[m], label) for m, label in TABLE3_MODELS.items()),
+    editors=paper.TABLE3_EDITORS,
+    published=paper.TABLE3,
+)
+_TABLE4 = _OneEditTable(
+    number=4,
+    groups=tuple(
+        _Group(t, paper.TABLE4_TASK_LABELS[t], t, TABLE4_MODELS[t], TABLE4_DD_KINDS[t], TABLE4_MODEL_LABELS[t])
+        for t in paper.TABLE4_TASKS
+    ),
+    editors=paper.TABLE4_EDITORS,
+    published=paper.TABLE4,
+)
+
+
+def _columns(spec: _OneEditTable) -> list[str]:
     cols = []
-    for task in paper.TABLE4_TASKS:
-        label = paper.TABLE4_TASK_LABELS[task]
+    for group in spec.groups:
         for metric in ("ES", "DD"):
-            cols += [f"{label} {metric} (ours)", f"{label} {metric} (paper)"]
+            cols += [f"{group.label} {metric} (ours)", f"{group.label} {metric} (paper)"]
     return cols
 
 
-def table4_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The metrics rows that belong in Table 4: its (task, model) pairs, one edit at a time.
+def _group_keys(spec: _OneEditTable, metrics: pd.DataFrame) -> pd.Series:
+    """The column group of each metrics row (None for a row that is not in the table), same index."""
+    by_pair = {(g.task, g.model): g.key for g in spec.groups}
+    keys = [
+        by_pair.get((task, model)) if n_edits == 1 else None
+        for task, model, n_edits in zip(metrics["task"], metrics["model"], metrics["n_edits"], strict=True)
+    ]
+    return pd.Series(keys, index=metrics.index, dtype=object)
 
-    Raises ValueError when two files give the same cell, or a task reports the wrong kind of drawdown.
-    """
+
+def _rows(spec: _OneEditTable, metrics: pd.DataFrame) -> pd.DataFrame:
     if metrics.empty:
         return metrics
-    expected_model = metrics["task"].map(TABLE4_MODELS)
-    rows = metrics[(metrics["model"] == expected_model) & (metrics["n_edits"] == 1)]
-    for _, r in rows.iterrows():
-        want = TABLE4_DD_KINDS[r["task"]]
+    keys = _group_keys(spec, metrics)
+    in_table = keys.notna()
+    rows, keys = metrics[in_table], keys[in_table]
+    want_kind = {g.key: g.dd_kind for g in spec.groups}
+    for (_, r), key in zip(rows.iterrows(), keys, strict=True):
+        want = want_kind[key]
         if r["dd_kind"] != want:
-            raise MetricsError(f"{r['path']}: Table 4 reports {want} drawdown for {r['task']}, got {r['dd_kind']!r}")
-    dup = rows[rows.duplicated(["task", "editor"], keep=False)]
+            raise MetricsError(
+                f"{r['path']}: Table {spec.number} reports {want} drawdown for {key}, got {r['dd_kind']!r}"
+            )
+    cells = pd.DataFrame({"group": keys, "editor": rows["editor"], "path": rows["path"]})
+    dup = cells[cells.duplicated(["group", "editor"], keep=False)]
     if not dup.empty:
-        groups = dup.groupby(["task", "editor"])["path"].apply(list).to_dict()
-        detail = "; ".join(f"{t}/{e}: {ps}" for (t, e), ps in groups.items())
-        raise ValueError(f"several metrics files for the same Table 4 cell: {detail}")
+        groups = dup.groupby(["group", "editor"])["path"].apply(list).to_dict()
+        detail = "; ".join(f"{k}/{e}: {ps}" for (k, e), ps in groups.items())
+        raise ValueError(f"several metrics files for the same Table {spec.number} cell: {detail}")
     return rows
 
 
-def table4(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.DataFrame:
-    """Table 4 (FEVER/BERT-base, zsRE/BART-base, Wikitext/distilGPT-2) with the paper's values beside ours.
-
-    Rows are editors in the paper's order (FT, FT+KL, ENN, KE, MEND), then our editors beyond the paper
-    (labelled e.g. ``"Cache (beyond Table 4)"``). Columns are :func:`table4_columns`. Cells are strings: ours
-    with 3 decimals, the paper's exactly as published, ``"—"`` where there is no value. Only rows with at
-    least one of our results are shown unless ``include_paper_only``. The index is named ``"Editor"``.
-    """
-    rows = table4_rows(metrics)
+def _table(spec: _OneEditTable, metrics: pd.DataFrame, include_paper_only: bool) -> pd.DataFrame:
+    rows = _rows(spec, metrics)
+    keys = _group_keys(spec, rows) if not rows.empty else pd.Series([], dtype=object)
     ours: dict[tuple[str, str], dict[str, float]] = {}
-    for _, r in rows.iterrows():
-        ours[(r["editor"], r["task"])] = {"ES": float(r["es"]), "DD": float(r["dd"])}
+    for (_, r), key in zip(rows.iterrows(), keys, strict=True):
+        ours[(r["editor"], key)] = {"ES": float(r["es"]), "DD": float(r["dd"])}
 
     label_to_id = {editor_label(e): e for e in EDITOR_LABELS}
     editor_ids = sorted({e for e, _ in ours}, key=_editor_order)
     lines: list[tuple[str, str | None]] = []  # (row label, our editor id or None)
-    for label in paper.TABLE4_EDITORS:
+    for label in spec.editors:
         eid = label_to_id.get(label, label.lower())
         if eid in editor_ids or include_paper_only:
             lines.append((label, eid if eid in editor_ids else None))
     for eid in editor_ids:
-        if editor_label(eid) not in paper.TABLE4_EDITORS:
-            lines.append((f"{editor_label(eid)} (beyond Table 4)", eid))
+        if editor_label(eid) not in spec.editors:
+            lines.append((f"{editor_label(eid)} (beyond Table {spec.number})", eid))
 
     data = []
     for label, eid in lines:
         cells = []
-        for task in paper.TABLE4_TASKS:
-            task_label = paper.TABLE4_TASK_LABELS[task]
+        for group in spec.groups:
             for metric in ("ES", "DD"):
-                value = ours.get((eid, task), {}).get(metric) if eid is not None else None
-                published = paper.TABLE4.get((label, f"{task_label} {metric}"))
+                value = ours.get((eid, group.key), {}).get(metric) if eid is not None else None
+                published = spec.published.get((label, f"{group.label} {metric}"))
                 cells += [format_ours(value), published if published is not None else MISSING]
         data.append(cells)
-    df = pd.DataFrame(data, index=pd.Index([label for label, _ in lines], name="Editor"), columns=table4_columns())
-    return df
+    return pd.DataFrame(data, index=pd.Index([label for label, _ in lines], name="Editor"), columns=_columns(spec))
 
 
 def _describe_n(values: Sequence[int]) -> str:
@@ -210,19 +257,106 @@ def _describe_n(values: Sequence[int]) -> str:
     return f"n = {values[0]}–{values[-1]} edits per cell"
 
 
+def _caption_profile(metrics: pd.DataFrame, profile: str | None) -> str:
+    """``profile`` if given, else the profiles named in the metrics, else ``"unknown"``."""
+    if profile is not None:
+        return profile
+    profiles = sorted(set(metrics["profile"].dropna())) if "profile" in metrics else []
+    return ", ".join(profiles) if profiles else "unknown"
+
+
+def _caption_models(spec: _OneEditTable) -> str:
+    return ", ".join(f"{paper.TABLE4_TASK_LABELS[g.task]}/{g.model_label}" for g in spec.groups)
+
+
+_PPL_DD = "perplexity after − before, perplexity = exp(token-weighted mean NLL over all locality tokens)"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Table 3
+# ----------------------------------------------------------------------------------------------------------
+def table3_columns() -> list[str]:
+    """Column names of :func:`table3`, e.g. ``"GPT-Neo 2.7B ES (ours)"``, in order."""
+    return _columns(_TABLE3)
+
+
+def table3_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The metrics rows that belong in Table 3: its models (:data:`TABLE3_MODELS`) on their tasks, one edit.
+
+    Raises ValueError when two files give the same cell, or a model reports the wrong kind of drawdown.
+    """
+    return _rows(_TABLE3, metrics)
+
+
+def table3(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.DataFrame:
+    """Table 3 (GPT-Neo 2.7B, GPT-J 6B on Wikitext; T5-XL, T5-XXL on zsRE) with the paper's values beside ours.
+
+    Rows are editors in the paper's order (FT, FT+KL, KE, MEND), then our editors beyond the paper (labelled
+    e.g. ``"ENN (beyond Table 3)"``). Columns are :func:`table3_columns`. Cells are strings: ours with 3
+    decimals, the paper's exactly as published, ``"—"`` where there is no value. Only rows with at least one of
+    our results are shown unless ``include_paper_only``. The index is named ``"Editor"``.
+    """
+    return _table(_TABLE3, metrics, include_paper_only)
+
+
+def table3_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
+    """The Table 3 caption: models, metric definitions, the profile and n."""
+    rows = table3_rows(metrics)
+    profile = _caption_profile(metrics, profile)
+    tiny_note = (
+        " The tiny profile uses tiny stand-ins of the same model classes (GPT-Neo, GPT-J, and two sizes of a"
+        " T5 v1.1-style gated encoder-decoder) on a synthetic world, so our numbers are not expected to equal"
+        " the paper's."
+        if profile == "tiny"
+        else ""
+    )
+    return (
+        f"Table 3 ({_caption_models(_TABLE3)}), one edit at a time; ours: profile {profile}, "
+        f"{_describe_n(rows['n'].tolist() if not rows.empty else [])}.{tiny_note} "
+        "ES = edit success on equivalence examples (mean over edits). "
+        "acc DD (T5-XL, T5-XXL on zsRE) = locality accuracy before − after, on Natural Questions. "
+        f"ppl DD (GPT-Neo, GPT-J on Wikitext) = {_PPL_DD}. "
+        f"Paper values: {paper.CITATION}, Table 3. {MISSING} = not run."
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Table 4
+# ----------------------------------------------------------------------------------------------------------
+def table4_columns() -> list[str]:
+    """Column names of :func:`table4`, e.g. ``"FEVER ES (ours)"``, in order."""
+    return _columns(_TABLE4)
+
+
+def table4_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The metrics rows that belong in Table 4: its (task, model) pairs, one edit at a time.
+
+    Raises ValueError when two files give the same cell, or a task reports the wrong kind of drawdown.
+    """
+    return _rows(_TABLE4, metrics)
+
+
+def table4(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.DataFrame:
+    """Table 4 (FEVER/BERT-base, zsRE/BART-base, Wikitext/distilGPT-2) with the paper's values beside ours.
+
+    Rows are editors in the paper's order (FT, FT+KL, ENN, KE, MEND), then our editors beyond the paper
+    (labelled e.g. ``"Cache (beyond Table 4)"``). Columns are :func:`table4_columns`. Cells are strings: ours
+    with 3 decimals, the paper's exactly as published, ``"—"`` where there is no value. Only rows with at
+    least one of our results are shown unless ``include_paper_only``. The index is named ``"Editor"``.
+    """
+    return _table(_TABLE4, metrics, include_paper_only)
+
+
 def table4_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
     """The Table 4 caption: metric definitions, the profile, the FEVER edit-label rule and n."""
     rows = table4_rows(metrics)
-    if profile is None:
-        profiles = sorted(set(metrics["profile"].dropna())) if "profile" in metrics else []
-        profile = ", ".join(profiles) if profiles else "unknown"
+    profile = _caption_profile(metrics, profile)
     fever = rows[rows["task"] == "fever"] if not rows.empty else rows
     rules: list[str] = []
     if not fever.empty:
         col = fever["fever_flip_rule"] if "fever_flip_rule" in fever else pd.Series([None] * len(fever))
         rules = sorted({str(v) if isinstance(v, str) and v else DEFAULT_FEVER_FLIP_RULE for v in col})
     flip = ", ".join(rules) if rules else f"{DEFAULT_FEVER_FLIP_RULE} (no FEVER results)"
-    models = ", ".join(f"{paper.TABLE4_TASK_LABELS[t]}/{TABLE4_MODEL_LABELS[t]}" for t in paper.TABLE4_TASKS)
     tiny_note = (
         " The tiny profile uses small models of the same classes on a synthetic world, so our numbers are not"
         " expected to equal the paper's."
@@ -242,12 +376,11 @@ def table4_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
                 f" computes it; against the original base model it is {against}."
             )
     return (
-        f"Table 4 ({models}), one edit at a time; ours: profile {profile}, "
+        f"Table 4 ({_caption_models(_TABLE4)}), one edit at a time; ours: profile {profile}, "
         f"{_describe_n(rows['n'].tolist() if not rows.empty else [])}.{tiny_note} "
         "ES = edit success on equivalence examples (mean over edits). "
         "acc DD (FEVER, zsRE) = locality accuracy before − after. "
-        "ppl DD (Wikitext) = perplexity after − before, perplexity = exp(token-weighted mean NLL over all "
-        f"locality tokens). FEVER edit label: {flip}.{enn_note} "
+        f"ppl DD (Wikitext) = {_PPL_DD}. FEVER edit label: {flip}.{enn_note} "
         f"Paper values: {paper.CITATION}, Table 4. {MISSING} = not run."
     )
 
@@ -336,27 +469,40 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Render a paper table (md, tex, csv) from metrics JSON files.",
     )
     sub = parser.add_subparsers(dest="table", required=True)
-    p4 = sub.add_parser("table4", help="Table 4: FEVER/BERT, zsRE/BART, Wikitext/distilGPT-2, one edit")
-    p4.add_argument("--metrics", nargs="+", required=True, type=Path, help="metrics JSON files")
-    p4.add_argument("--out", required=True, type=Path, help="output stem: writes STEM.md, STEM.tex, STEM.csv")
-    p4.add_argument("--profile", default=None, help="profile named in the caption (default: from the metrics)")
-    p4.add_argument("--show-paper-only", action="store_true", help="also show the paper's editors that we did not run")
+    for name, help_text in (
+        ("table3", "Table 3: GPT-Neo 2.7B, GPT-J 6B on Wikitext; T5-XL, T5-XXL on zsRE; one edit"),
+        ("table4", "Table 4: FEVER/BERT, zsRE/BART, Wikitext/distilGPT-2, one edit"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--metrics", nargs="+", required=True, type=Path, help="metrics JSON files")
+        p.add_argument("--out", required=True, type=Path, help="output stem: writes STEM.md, STEM.tex, STEM.csv")
+        p.add_argument("--profile", default=None, help="profile named in the caption (default: from the metrics)")
+        p.add_argument(
+            "--show-paper-only", action="store_true", help="also show the paper's editors that we did not run"
+        )
     return parser
+
+
+_ONE_EDIT_TABLES = {
+    "table3": (table3_rows, table3, table3_caption),
+    "table4": (table4_rows, table4, table4_caption),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
         metrics = load_metrics(args.metrics)
-        if args.table == "table4":
-            used = table4_rows(metrics)
-            ignored = sorted(set(metrics["path"]) - set(used["path"])) if not metrics.empty else []
-            for p in ignored:
-                print(f"warning: {p} is not a Table 4 result (task/model/n_edits); ignored", file=sys.stderr)
-            df = table4(metrics, include_paper_only=args.show_paper_only)
-            caption = table4_caption(metrics, profile=args.profile)
-        else:  # pragma: no cover - argparse only allows the tables above
+        if args.table not in _ONE_EDIT_TABLES:  # pragma: no cover - argparse only allows the tables above
             raise AssertionError(args.table)
+        rows_fn, table_fn, caption_fn = _ONE_EDIT_TABLES[args.table]
+        used = rows_fn(metrics)
+        ignored = sorted(set(metrics["path"]) - set(used["path"])) if not metrics.empty else []
+        number = args.table.removeprefix("table")
+        for p in ignored:
+            print(f"warning: {p} is not a Table {number} result (task/model/n_edits); ignored", file=sys.stderr)
+        df = table_fn(metrics, include_paper_only=args.show_paper_only)
+        caption = caption_fn(metrics, profile=args.profile)
         written = write_table(df, args.out, caption)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
