@@ -5,6 +5,11 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+# The published image of the Dockerfile, for `snakemake --sdm apptainer` (clusters without Docker); each rule also
+# names the conda environment envs/mendrepro.yaml (same pins) for `--sdm conda`. See README, "Three ways to run".
+container: "docker://ghcr.io/mend-repro/mend-repro:0.1.0"
+
+
 configfile: "config/tiny.yaml"
 
 

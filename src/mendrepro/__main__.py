@@ -1,5 +1,11 @@
 import sys
 
-from mendrepro.cli import main
+from mendrepro.report import TABLE_COMMANDS
 
-sys.exit(main())
+if len(sys.argv) > 1 and sys.argv[1] in TABLE_COMMANDS:
+    # Tables need only pandas: skip importing torch and the models (seconds per Snakemake job).
+    from mendrepro.report.tables import main
+else:
+    from mendrepro.cli import main
+
+sys.exit(main(sys.argv[1:]))

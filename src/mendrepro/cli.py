@@ -32,7 +32,7 @@ from mendrepro.editors.mend import MEND, MendConfig
 from mendrepro.evaluate import aggregate, evaluate_editor, write_records
 from mendrepro.models import edited_parameter_names, freeze, load_model, save_model
 from mendrepro.pretrain import pretrain
-from mendrepro.report import tables
+from mendrepro.report import TABLE_COMMANDS, tables
 from mendrepro.sampling import self_sample
 from mendrepro.tasks import FeverTask, WikitextTask, ZsreTask, merge, sample_requests
 from mendrepro.train import train_editor
@@ -186,9 +186,6 @@ def cmd_evaluate(args) -> None:
     )
     log.info("metrics: %s", metrics)
     write_json_atomic(args.metrics, metrics)
-
-
-TABLE_COMMANDS = ("table3", "table4")
 
 
 def main(argv: list[str] | None = None) -> int:

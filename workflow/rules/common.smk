@@ -5,8 +5,10 @@ import sys
 PROFILE = config["profile"]
 RES = f"results/{PROFILE}"
 FIG = f"figures/{PROFILE}"
-# "{python}" in the launcher is the interpreter running Snakemake, so rules use the same environment.
-LAUNCH = config["launcher"].replace("{python}", sys.executable)
+# "{python}" in the launcher is the interpreter running Snakemake, so rules use the same environment; under
+# --sdm conda/apptainer it is the environment's own `python` (the host's interpreter is not in there).
+_IN_ENV = {m.name.lower() for m in workflow.deployment_settings.deployment_method} & {"conda", "apptainer"}
+LAUNCH = config["launcher"].replace("{python}", "python" if _IN_ENV else sys.executable)
 
 TASK_FILES = {
     "zsre": ["zsre_train", "zsre_dev", "nq_train", "nq_dev"],
@@ -80,8 +82,15 @@ def experiment_json(wildcards):
     )
 
 
+def base_model_json(model):
+    """The experiment of a rule that builds or samples the base model itself: without the editors' training and
+    evaluation settings, so changing those does not re-run pre-training."""
+    exp = experiment(config["models"][model]["task"], model)
+    return json.dumps({k: v for k, v in exp.items() if k not in ("train", "eval")}, sort_keys=True)
+
+
 def pretrain_json(wildcards):
-    return json.dumps(experiment(config["models"][wildcards.model]["task"], wildcards.model), sort_keys=True)
+    return base_model_json(wildcards.model)
 
 
 def checkpoint_input(wildcards):

@@ -19,6 +19,8 @@ rule train_editor:
         f"{RES}/logs/train/{{task}}/{{model}}/{{editor}}.log",
     benchmark:
         f"{RES}/benchmarks/train/{{task}}/{{model}}/{{editor}}.tsv"
+    conda:
+        "../../envs/mendrepro.yaml"
     shell:
         "{LAUNCH} --threads {threads} train --exp {params.exp:q} --model {input.model} "
         "--files {params.files:q} --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"

@@ -23,6 +23,8 @@ rule evaluate:
         f"{RES}/logs/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.log",
     benchmark:
         f"{RES}/benchmarks/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.tsv"
+    conda:
+        "../../envs/mendrepro.yaml"
     shell:
         "{LAUNCH} --threads {threads} evaluate --exp {params.exp:q} --model {input.model} "
         "--files {params.files:q} {params.ckpt} --records {output.records} "

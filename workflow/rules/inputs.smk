@@ -10,6 +10,8 @@ rule world:
         out=f"{RES}/world",
     log:
         f"{RES}/logs/world.log",
+    conda:
+        "../../envs/mendrepro.yaml"
     shell:
         "{LAUNCH} world --world {params.world:q} --out {params.out} "
         "--tokenizer $(dirname {output.tokenizer}) > {log} 2>&1"

@@ -18,6 +18,8 @@ rule pretrain:
         f"{RES}/logs/pretrain/{{model}}.log",
     benchmark:
         f"{RES}/benchmarks/pretrain/{{model}}.tsv"
+    conda:
+        "../../envs/mendrepro.yaml"
     shell:
         "{LAUNCH} --threads {threads} pretrain --exp {params.exp:q} --world {params.world} "
         "--tokenizer $(dirname {input.tokenizer}) --out {output.model} --metrics {output.metrics} > {log} 2>&1"
@@ -32,12 +34,12 @@ rule self_sample:
         train=data_file("self_sample_train"),
         dev=data_file("self_sample_dev"),
     params:
-        exp=json.dumps(
-            experiment("wikitext", config["tasks"]["wikitext"]["sampler_model"]), sort_keys=True
-        ),
+        exp=base_model_json(config["tasks"]["wikitext"]["sampler_model"]),
     threads: 1
     log:
         f"{RES}/logs/self_sample.log",
+    conda:
+        "../../envs/mendrepro.yaml"
     shell:
         "{LAUNCH} --threads {threads} self-sample --exp {params.exp:q} --model {input.model} "
         "--wiki-train {input.wiki_train} --wiki-valid {input.wiki_dev} "

@@ -18,5 +18,7 @@ for _table in TABLES:
             table=_table,
         log:
             f"{RES}/logs/{_table}.log",
+        conda:
+            "../../envs/mendrepro.yaml"
         shell:
             "{LAUNCH} {params.table} --metrics {input} --out {FIG}/{params.table} --profile {PROFILE} > {log} 2>&1"
