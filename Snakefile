@@ -10,7 +10,10 @@ min_version("9.0")
 container: "docker://ghcr.io/mend-repro/mend-repro:0.1.0"
 
 
-configfile: "config/tiny.yaml"
+# The tiny profile unless a --configfile is given (which then replaces it, not merges into it).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/tiny.yaml"
 
 
 validate(config, schema="config/schema.yaml")

@@ -17,12 +17,15 @@ import pytest
 from huggingface_hub import constants as hf_constants
 
 from mendrepro.data.download import (
+    MIRROR_KEY,
     DownloadError,
     HubAsset,
+    ManualAsset,
     UrlAsset,
     asset_from_dict,
     fetch,
     fetch_hub,
+    fetch_manual,
     fetch_url,
     hub_offline,
     main,
@@ -386,3 +389,60 @@ def test_cli_url_and_hub_and_error(server, hf_offline, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "HTTP 404" in err and str(tmp_path / "res" / "x.pt") in err
     assert main(["--asset", "[1]", "--out", str(tmp_path / "y")]) == 2
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# files placed by hand (no stable URL)
+
+
+def _manual(tmp_path: Path, sha: str | None = SHA) -> ManualAsset:
+    return ManualAsset(
+        name="zsre_dev", dest=tmp_path / "data" / "dev.jsonl", source="the release's data folder", sha256=sha
+    )
+
+
+def test_manual_asset_missing_says_where_it_goes(tmp_path):
+    asset = _manual(tmp_path)
+    with pytest.raises(DownloadError) as e:
+        fetch_manual(asset)
+    msg = str(e.value)
+    assert "not on disk" in msg and str(asset.dest) in msg and "the release's data folder" in msg
+    assert MIRROR_KEY in msg and SHA in msg
+
+
+def test_manual_asset_present_is_checked(tmp_path):
+    asset = _manual(tmp_path)
+    asset.dest.parent.mkdir(parents=True)
+    asset.dest.write_bytes(PAYLOAD)
+    assert fetch_manual(asset) == asset.dest
+    asset.dest.write_bytes(PAYLOAD + b"x")
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        fetch_manual(asset)
+
+
+def test_manual_asset_unpinned_is_accepted_and_its_hash_logged(tmp_path, caplog):
+    asset = _manual(tmp_path, sha=None)
+    asset.dest.parent.mkdir(parents=True)
+    asset.dest.write_bytes(PAYLOAD)
+    with caplog.at_level("WARNING"):
+        fetch_manual(asset)
+    assert SHA in caplog.text
+
+
+def test_manual_asset_from_mirror(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "dev.jsonl").write_bytes(PAYLOAD)
+    asset = _manual(tmp_path)
+    assert fetch_manual(asset, mirror=mirror).read_bytes() == PAYLOAD
+    assert _leftovers(asset.dest.parent) == ["dev.jsonl"]
+    (mirror / "dev.jsonl").write_bytes(b"tampered")
+    asset.dest.unlink()
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        fetch_manual(asset, mirror=mirror)
+    assert not asset.dest.exists() and _leftovers(asset.dest.parent) == []
+
+
+def test_manual_asset_from_config_entry(tmp_path):
+    asset = asset_from_dict({"kind": "manual", "source": "somewhere", "sha256": None}, dest=tmp_path / "f.json")
+    assert isinstance(asset, ManualAsset) and asset.dest == tmp_path / "f.json" and asset.sha256 is None

@@ -8,6 +8,7 @@ import math
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _workdir(tmp_path: Path, config: str) -> Path:
-    for item in ("Snakefile", "workflow", "config"):
+    for item in ("Snakefile", "workflow", "config", "envs"):
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
     cfg = yaml.safe_load((ROOT / config).read_text())
@@ -64,6 +65,39 @@ def test_dry_run_plans_the_dag(tmp_path, config):
     assert counts["train_editor"] == len(learned) == 3 * 3 + 4 * 2, counts
     assert counts["pretrain"] == len(cfg["models"]) == 7
     assert counts["table3"] == counts["table4"] == counts["world"] == counts["self_sample"] == 1
+
+
+def test_paper_profile_plans_every_table_without_the_network(tmp_path):
+    wd = _workdir(tmp_path, "config/paper.yaml")
+    counts = _job_counts(_snakemake(wd, "-n", "--cores", "all").stdout)
+    cfg = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    runs = {
+        (e["task"], e["model"], ed)
+        for t in ("table3", "table4")
+        for e in cfg["tables"][t]["experiments"]
+        for ed in cfg["tables"][t]["editors"]
+    }
+    learned = {r for r in runs if cfg["editors"][r[2]]["kind"] in ("mend", "ke", "enn")}
+    assert counts["evaluate"] == len(runs) and counts["train_editor"] == len(learned), counts
+    # Checkpoints are fetched, not pre-trained; data files are fetched, not generated or sampled.
+    assert counts["fetch_model"] == len(cfg["models"]) and "pretrain" not in counts and "world" not in counts
+    assert "self_sample" not in counts
+    assert {f"fetch_{k}" for k in cfg["downloads"]} <= set(counts)
+    assert counts["table3"] == counts["table4"] == 1
+    # The same plan through the SLURM executor profile.
+    slurm = _snakemake(wd, "-n", "--profile", "workflow/profiles/slurm").stdout
+    assert _job_counts(slurm) == counts
+
+
+def test_paper_input_missing_offline_fails_in_seconds_saying_where_it_goes(tmp_path):
+    wd = _workdir(tmp_path, "config/paper.yaml")
+    target = yaml.safe_load((wd / "run.yaml").read_text())["data"]["fever_dev"]
+    t0 = time.monotonic()
+    proc = _snakemake(wd, "--cores", "1", target, check=False)
+    assert proc.returncode != 0 and time.monotonic() - t0 < 60
+    out = proc.stdout + proc.stderr
+    assert "Cannot get fever_dev" in out and f"expected: {target}" in out and "data.mirror" in out
+    assert not (wd / target).exists()
 
 
 def test_bad_config_fails_at_dag_start_with_schema_message(tmp_path):

@@ -34,8 +34,9 @@ def _mask(rows: Sequence[Sequence[int]]) -> torch.Tensor:
 
 
 def seq2seq_batch(tok, sources: Sequence[str], targets: Sequence[str], max_len: int = 64) -> Batch:
-    """Encoder input ``<s> source </s>``; labels ``target </s>``."""
-    src = [([tok.bos_token_id] + _ids(tok, s) + [tok.eos_token_id])[:max_len] for s in sources]
+    """Encoder input ``<s> source </s>`` (T5's tokenizer has no ``<s>``: ``source </s>``); labels ``target </s>``."""
+    bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+    src = [(bos + _ids(tok, s) + [tok.eos_token_id])[:max_len] for s in sources]
     tgt = [(_ids(tok, t) + [tok.eos_token_id])[:max_len] for t in targets]
     return {
         "input_ids": _pad(src, tok.pad_token_id),

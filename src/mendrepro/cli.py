@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from mendrepro.config import Experiment, from_dict
+from mendrepro.data.download import DownloadError
 from mendrepro.data.fever import load_fever
 from mendrepro.data.formats import write_json_atomic
 from mendrepro.data.nq import load_nq
@@ -32,6 +33,7 @@ from mendrepro.editors.mend import MEND, MendConfig
 from mendrepro.evaluate import aggregate, evaluate_editor, write_records
 from mendrepro.models import edited_parameter_names, freeze, load_model, save_model
 from mendrepro.pretrain import pretrain
+from mendrepro.pretrained import fetch_source
 from mendrepro.report import TABLE_COMMANDS, tables
 from mendrepro.sampling import self_sample
 from mendrepro.tasks import FeverTask, WikitextTask, ZsreTask, merge, sample_requests
@@ -117,6 +119,12 @@ def cmd_self_sample(args) -> None:
         )
         write_self_sample(out, samples)
         log.info("%s: %d self-samples written to %s", split, len(samples), out)
+
+
+def cmd_fetch_model(args) -> None:
+    source = json.loads(args.source)
+    path = fetch_source(Path(args.out), name=args.name, arch=args.arch, source=source, mirror=args.mirror)
+    log.info("%s: manifest written to %s", args.name, path)
 
 
 def _files(args) -> dict[str, str]:
@@ -219,6 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out-valid", required=True)
     s.set_defaults(fn=cmd_self_sample)
 
+    s = sub.add_parser("fetch-model", help="fetch a pretrained checkpoint (paper profile) and write its manifest")
+    s.add_argument("--name", required=True)
+    s.add_argument("--arch", required=True)
+    s.add_argument("--source", required=True, help="the model's `source` config entry as JSON")
+    s.add_argument("--out", required=True, help="the model directory (gets source.json)")
+    s.add_argument("--mirror", default=None, help="a local mirror directory used instead of the network")
+    s.set_defaults(fn=cmd_fetch_model)
+
     for name, fn in (("train", cmd_train), ("evaluate", cmd_evaluate)):
         s = sub.add_parser(name, help=f"{name} an editor")
         s.add_argument("--exp", required=True)
@@ -236,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup(args.threads)
     try:
         args.fn(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, DownloadError) as e:
         log.error("%s", e)
         return 1
     return 0

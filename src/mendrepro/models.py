@@ -244,13 +244,21 @@ def save_model(model: nn.Module, tok: PreTrainedTokenizerFast, spec: ModelSpec, 
 
 
 def load_model(path: Path, arch: str) -> tuple[nn.Module, PreTrainedTokenizerFast]:
-    """Load a saved base model and its tokenizer; a clear error when the directory is missing."""
+    """Load a saved base model and its tokenizer; a clear error when the directory is missing.
+
+    A directory holding a ``source.json`` (paper profile, see :mod:`mendrepro.pretrained`) is built from the
+    pretrained checkpoint that manifest names; otherwise it is a tiny model written by :func:`save_model`.
+    """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(
             f"base model directory {path} not found; build it with `snakemake {path}` (tiny profile) "
             "or download it (paper profile)"
         )
+    if (path / "source.json").is_file():
+        from mendrepro.pretrained import load_from_source  # imports this module
+
+        return load_from_source(path / "source.json", arch=arch)
     tok = PreTrainedTokenizerFast.from_pretrained(path)
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r} (one of {sorted(ARCHS)})")

@@ -1,5 +1,6 @@
 # Helpers shared by the rules: paths, and the experiment JSON each command receives.
 import json
+import re
 import sys
 
 PROFILE = config["profile"]
@@ -8,7 +9,39 @@ FIG = f"figures/{PROFILE}"
 # "{python}" in the launcher is the interpreter running Snakemake, so rules use the same environment; under
 # --sdm conda/apptainer it is the environment's own `python` (the host's interpreter is not in there).
 _IN_ENV = {m.name.lower() for m in workflow.deployment_settings.deployment_method} & {"conda", "apptainer"}
-LAUNCH = config["launcher"].replace("{python}", "python" if _IN_ENV else sys.executable)
+PY = "python" if _IN_ENV else sys.executable
+LAUNCH = config["launcher"].replace("{python}", PY)
+# Data files fetched (paper profile) rather than generated (tiny profile), and models taken from a checkpoint
+# (`source`) rather than pre-trained here.
+DOWNLOADS = config.get("downloads", {})
+SOURCED_MODELS = [m for m, e in config["models"].items() if "source" in e]
+PRETRAINED_MODELS = [m for m in config["models"] if m not in SOURCED_MODELS]
+
+
+# What a training or evaluation job asks of the scheduler (SLURM reads gpu, mem_mb, runtime in minutes); the
+# config's `resources` section overrides these CPU defaults, per rule and optionally per model.
+RESOURCE_DEFAULTS = {"gpu": 0, "mem_mb": 4000, "runtime": 60}
+
+
+def rule_resource(rule, key):
+    """A callable giving one resource of one rule's job: config resources.<rule>[.models.<model>].<key>."""
+
+    def value(wildcards):
+        spec = config.get("resources", {}).get(rule, {})
+        per_model = spec.get("models", {}).get(getattr(wildcards, "model", ""), {})
+        return per_model.get(key, spec.get(key, RESOURCE_DEFAULTS[key]))
+
+    return value
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (and nothing when there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def mirror_arg():
+    mirror = config["data"].get("mirror")
+    return f"--mirror {mirror}" if mirror else ""
 
 TASK_FILES = {
     "zsre": ["zsre_train", "zsre_dev", "nq_train", "nq_dev"],
@@ -16,6 +49,7 @@ TASK_FILES = {
     "wikitext": ["wiki_train", "wiki_dev", "self_sample_train", "self_sample_dev"],
 }
 WORLD_KEYS = [k for keys in TASK_FILES.values() for k in keys if not k.startswith("self_sample")]
+DATA_KEYS = [k for keys in TASK_FILES.values() for k in keys]
 
 
 def data_file(key):
@@ -29,6 +63,10 @@ def task_files(wildcards):
 
 def task_files_json(wildcards):
     return json.dumps(task_files(wildcards), sort_keys=True)
+
+
+def source_json(wildcards):
+    return json.dumps(config["models"][wildcards.model]["source"], sort_keys=True)
 
 
 def model_dir(name):

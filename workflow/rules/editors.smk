@@ -13,8 +13,9 @@ rule train_editor:
         files=task_files_json,
     threads: 1
     resources:
-        mem_mb=4000,
-        gpu=0,
+        gpu=rule_resource("train", "gpu"),
+        mem_mb=rule_resource("train", "mem_mb"),
+        runtime=rule_resource("train", "runtime"),
     log:
         f"{RES}/logs/train/{{task}}/{{model}}/{{editor}}.log",
     benchmark:

@@ -17,8 +17,9 @@ rule evaluate:
         ckpt=ckpt_arg,
     threads: 1
     resources:
-        mem_mb=4000,
-        gpu=0,
+        gpu=rule_resource("evaluate", "gpu"),
+        mem_mb=rule_resource("evaluate", "mem_mb"),
+        runtime=rule_resource("evaluate", "runtime"),
     log:
         f"{RES}/logs/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.log",
     benchmark:

@@ -1,17 +1,61 @@
-# Inputs of the tiny profile: the synthetic world (in the real datasets' formats) and its tokenizer.
+# Inputs: the synthetic world and its tokenizer (tiny profile), or the downloaded datasets and checkpoints (paper).
 
 
-rule world:
+if "world" in config:
+
+    rule world:
+        output:
+            [data_file(k) for k in WORLD_KEYS],
+            tokenizer=f"{RES}/tokenizer/tokenizer.json",
+        params:
+            world=json.dumps(config["world"], sort_keys=True),
+            out=f"{RES}/world",
+        log:
+            f"{RES}/logs/world.log",
+        conda:
+            "../../envs/mendrepro.yaml"
+        shell:
+            "{LAUNCH} world --world {params.world:q} --out {params.out} "
+            "--tokenizer $(dirname {output.tokenizer}) > {log} 2>&1"
+
+
+# One rule per fetched data file (paper profile): by URL (checksummed), or placed by hand and checked. The
+# messages also go to the console (tee): a missing file says there where it belongs and how to get it.
+for _key, _spec in DOWNLOADS.items():
+
+    rule:
+        name:
+            f"fetch_{_key}"
+        output:
+            data_file(_key),
+        params:
+            asset=json.dumps({"name": _key, **_spec}, sort_keys=True),
+            mirror=mirror_arg(),
+        log:
+            f"{RES}/logs/fetch/{_key}.log",
+        conda:
+            "../../envs/mendrepro.yaml"
+        shell:
+            "{PY} -m mendrepro.data.download --asset {params.asset:q} --out {output} {params.mirror} 2>&1 | tee {log}"
+
+
+# A model given by `source` (paper profile): its Hub snapshot (and fine-tuned state dict), recorded in a manifest
+# that load_model reads.
+rule fetch_model:
     output:
-        [data_file(k) for k in WORLD_KEYS],
-        tokenizer=f"{RES}/tokenizer/tokenizer.json",
+        model=directory(f"{RES}/models/{{model}}"),
+    wildcard_constraints:
+        model=one_of(SOURCED_MODELS),
     params:
-        world=json.dumps(config["world"], sort_keys=True),
-        out=f"{RES}/world",
+        source=source_json,
+        arch=lambda wc: config["models"][wc.model]["arch"],
+        mirror=mirror_arg(),
+    resources:
+        mem_mb=4000,
     log:
-        f"{RES}/logs/world.log",
+        f"{RES}/logs/fetch/model_{{model}}.log",
     conda:
         "../../envs/mendrepro.yaml"
     shell:
-        "{LAUNCH} world --world {params.world:q} --out {params.out} "
-        "--tokenizer $(dirname {output.tokenizer}) > {log} 2>&1"
+        "{PY} -m mendrepro fetch-model --name {wildcards.model} --arch {params.arch} --source {params.source:q} "
+        "--out {output.model} {params.mirror} 2>&1 | tee {log}"

@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -132,7 +133,31 @@ class HubAsset:
         return f"{self.repo_type}s/{self.repo_id}"
 
 
-Asset = UrlAsset | HubAsset
+@dataclass(frozen=True)
+class ManualAsset:
+    """A file with no stable download URL (e.g. in a Google Drive folder), placed at ``dest`` by hand once.
+
+    Fetching it checks that it is there (or copies it from the mirror) and verifies ``sha256`` when one is pinned;
+    an unpinned file is accepted and its sha256 logged, so it can be pinned in the config.
+    """
+
+    name: str
+    dest: Path
+    source: str
+    sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dest", Path(self.dest))
+        if self.sha256 is not None:
+            sha = str(self.sha256).strip().lower()
+            if not _SHA256_RE.fullmatch(sha):
+                raise ValueError(f"asset {self.name!r}: sha256 must be 64 hexadecimal digits, got {self.sha256!r}")
+            object.__setattr__(self, "sha256", sha)
+        if not self.source:
+            raise ValueError(f"asset {self.name!r}: say where the file comes from (source)")
+
+
+Asset = UrlAsset | HubAsset | ManualAsset
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -157,6 +182,21 @@ def _url_message(asset: UrlAsset, reason: str, mirror: Path | None, note: str | 
         f"  - put it in a local mirror directory as {where}/{names[0]} and set the config key {MIRROR_KEY}",
         "    (or --mirror DIR of `python -m mendrepro.data.download`) to that directory, to use it instead of the"
         " network.",
+    ]
+    return "\n".join(lines)
+
+
+def _manual_message(asset: ManualAsset, reason: str, mirror: Path | None) -> str:
+    where = str(mirror) if mirror is not None else "MIRROR"
+    lines = [
+        f"Cannot get {asset.name}: {reason}",
+        f"  expected: {asset.dest}",
+        f"  source:   {asset.source}",
+        f"  sha256:   {asset.sha256 or '(not pinned in the config)'}",
+        "It has no stable download URL, so it is placed by hand once, either:",
+        f"  - get it from the source above and copy it to {asset.dest}; or",
+        f"  - put it in a local mirror directory as {where}/{asset.dest.name} and set the config key {MIRROR_KEY}"
+        " to that directory.",
     ]
     return "\n".join(lines)
 
@@ -536,6 +576,35 @@ def fetch_hub(
 # dispatch and command line
 
 
+def fetch_manual(asset: ManualAsset, *, mirror: str | os.PathLike[str] | None = None) -> Path:
+    """Check a hand-placed file (copying it from ``mirror`` first when it is there); returns its path."""
+    mirror_dir = Path(mirror) if mirror is not None else None
+    if not asset.dest.is_file() and mirror_dir is not None and (mirror_dir / asset.dest.name).is_file():
+        asset.dest.parent.mkdir(parents=True, exist_ok=True)
+        part = asset.dest.with_name(asset.dest.name + ".part")
+        try:
+            shutil.copyfile(mirror_dir / asset.dest.name, part)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        got = sha256_file(part)
+        if asset.sha256 is not None and got != asset.sha256:
+            part.unlink()
+            reason = f"checksum mismatch for the mirror copy: expected sha256 {asset.sha256}, got {got}"
+            raise DownloadError(asset.name, asset.dest, _manual_message(asset, reason, mirror_dir))
+        _place(part, asset.dest)
+    if not asset.dest.is_file():
+        reason = "not on disk" + (f" nor in the mirror {mirror_dir}" if mirror_dir is not None else "")
+        raise DownloadError(asset.name, asset.dest, _manual_message(asset, reason, mirror_dir))
+    got = sha256_file(asset.dest)
+    if asset.sha256 is None:
+        log.warning("%s: %s is not pinned; its sha256 is %s (pin it in the config)", asset.name, asset.dest, got)
+    elif got != asset.sha256:
+        reason = f"checksum mismatch: expected sha256 {asset.sha256}, got {got}"
+        raise DownloadError(asset.name, asset.dest, _manual_message(asset, reason, mirror_dir))
+    return asset.dest
+
+
 def fetch(
     asset: Asset,
     *,
@@ -548,6 +617,8 @@ def fetch(
         return fetch_url(asset, mirror=mirror, **url_options)
     if isinstance(asset, HubAsset):
         return fetch_hub(asset, mirror=mirror, cache_dir=cache_dir)
+    if isinstance(asset, ManualAsset):
+        return fetch_manual(asset, mirror=mirror)
     raise TypeError(f"not an asset: {asset!r}")
 
 
@@ -555,6 +626,12 @@ def asset_from_dict(spec: Mapping[str, Any], *, dest: str | os.PathLike[str] | N
     """Build an asset from its config entry: ``url`` + ``sha256`` (+ ``dest``), or ``repo_id`` + ``revision``."""
     spec = dict(spec)
     kind = spec.pop("kind", None) or ("hub" if "repo_id" in spec else "url")
+    if kind == "manual":
+        name = spec.get("name") or (Path(dest).name if dest is not None else None) or "file"
+        where = dest if dest is not None else spec.get("dest")
+        if not where:
+            raise ValueError(f"manual asset {name!r} lacks dest (it may come from --out)")
+        return ManualAsset(name=name, dest=Path(where), source=spec.get("source", ""), sha256=spec.get("sha256"))
     name = spec.get("name") or spec.get("repo_id") or spec.get("url")
     if not name:
         raise ValueError(f"asset without a name, url or repo_id: {spec!r}")
@@ -607,6 +684,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if isinstance(asset, UrlAsset):
             fetch_url(asset, mirror=args.mirror, retries=args.retries, progress=False if args.no_progress else None)
+        elif isinstance(asset, ManualAsset):
+            fetch_manual(asset, mirror=args.mirror)
         else:
             path = fetch_hub(asset, mirror=args.mirror, cache_dir=args.cache_dir)
             manifest = {
