@@ -52,6 +52,14 @@ dryrun: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+# Edit latency, editor training throughput and peak memory against a forward+backward (benchmarks/bench.py):
+# writes benchmarks/results/<host>.json and .md and prints the table; not part of `make test`.
+# `make bench BENCH_ARGS=--smoke` runs micro models in seconds.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

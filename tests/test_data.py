@@ -539,3 +539,21 @@ def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
         write_text_atomic(target, "new\n")
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_openwebtext_reads_the_text_field_of_real_format_records(tmp_path):
+    from mendrepro.data.openwebtext import load_openwebtext
+
+    path = tmp_path / "owt.jsonl"
+    records = [
+        {"text": "A first  document,\nover two lines.", "meta": {"url": "x"}},
+        {"text": "Caf\u00e9 is not ASCII."},
+        {"text": ""},
+        {"text": "Third document here."},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
+    assert load_openwebtext(path) == ["A first document, over two lines.", "Third document here."]
+    assert len(load_openwebtext(path, ascii_only=False)) == 3
+    path.write_text(json.dumps({"text": "ok"}) + "\n" + json.dumps({"body": "no text"}) + "\n")
+    with pytest.raises(DataFormatError, match=r"owt.jsonl:2.*'text'"):
+        load_openwebtext(path)

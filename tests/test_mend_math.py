@@ -157,3 +157,21 @@ def test_identity_init_network_is_trainable(micro, tok):
         for i, block in enumerate(net.blocks):
             assert block.u.grad is not None and block.u.grad.abs().sum() > 0, (g, i)
             assert block.b.grad.abs().sum() > 0, (g, i)
+
+
+def test_mend_edits_a_bfloat16_base_model_with_a_float32_editor(micro, tok):
+    """The paper profile loads GPT-J and T5-XXL in bfloat16: the edit keeps the base dtype, the editor float32."""
+    spec, model = micro
+    model = model.to(torch.bfloat16)
+    names = edited_parameter_names(model, spec.edit_params)
+    mend = MEND(model, spec.family, names, MendConfig(rank=8, alpha_init=1e-2))
+    assert all(p.dtype == torch.float32 for p in mend.parameters())
+    batch = make_batch(spec, tok, [0, 1])
+    new = mend.edit(batch)
+    named = dict(model.named_parameters())
+    assert all(new[n].dtype == torch.bfloat16 and not torch.equal(new[n], named[n]) for n in names)
+    logits = mend.edited_logits(batch, new)
+    assert torch.isfinite(logits.float()).all()
+    # Training reaches the float32 editor through the bfloat16 forward pass.
+    nll_per_example(spec.family, logits, batch["labels"]).float().mean().backward()
+    assert all(mend.alpha[param_key(n)].grad is not None for n in names)

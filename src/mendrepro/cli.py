@@ -20,6 +20,7 @@ from mendrepro.data.download import DownloadError
 from mendrepro.data.fever import load_fever
 from mendrepro.data.formats import write_json_atomic
 from mendrepro.data.nq import load_nq
+from mendrepro.data.openwebtext import load_openwebtext
 from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_world, write_world
 from mendrepro.data.tokenizer import load_tokenizer, train_word_tokenizer
 from mendrepro.data.wikitext import load_self_sample, load_wikitext_raw, write_self_sample
@@ -57,7 +58,11 @@ def build_task(exp: Experiment, tok, split: str, files: dict[str, str]):
     if exp.task == "fever":
         return FeverTask(tok, load_fever(files[f"fever_{split}"]), opts.get("fever_flip_rule", "always"), max_len)
     if exp.task == "wikitext":
-        loc = load_wikitext_raw(files[f"wiki_{split}"], min_words=opts.get("loc_min_words", 50))
+        # Locality text: Wikitext-103 (distilGPT-2), or OpenWebText when the workflow hands its files (GPT-Neo/J).
+        if f"owt_{split}" in files:
+            loc = load_openwebtext(files[f"owt_{split}"])
+        else:
+            loc = load_wikitext_raw(files[f"wiki_{split}"], min_words=opts.get("loc_min_words", 50))
         return WikitextTask(tok, load_self_sample(files[f"self_sample_{split}"]), loc, max_len)
     raise ValueError(f"unknown task {exp.task!r}")
 

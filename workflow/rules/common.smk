@@ -57,8 +57,13 @@ def data_file(key):
 
 
 def task_files(wildcards):
-    """The data files a task reads, as a name -> path mapping."""
-    return {k: data_file(k) for k in TASK_FILES[wildcards.task]}
+    """The data files a task reads, as a name -> path mapping (a model whose locality text is OpenWebText reads
+    owt_* instead of the Wikitext-103 files)."""
+    keys = TASK_FILES[wildcards.task]
+    model = config["models"].get(getattr(wildcards, "model", ""), {})
+    if model.get("loc_source") == "openwebtext":
+        keys = [k.replace("wiki_", "owt_") if k.startswith("wiki_") else k for k in keys]
+    return {k: data_file(k) for k in keys}
 
 
 def task_files_json(wildcards):

@@ -204,6 +204,8 @@ class MEND(Editor):
     def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
         base = self.base_params()
         return {
-            n: base[n] + self.cfg.sign * self.alpha[param_key(n)] * delta.to(base[n].dtype)
+            # The editor works in float32; the increment takes the base weight's dtype (bfloat16 for the largest
+            # models), so the edited layer sees one dtype.
+            n: base[n] + (self.cfg.sign * self.alpha[param_key(n)] * delta).to(base[n].dtype)
             for n, delta in self.updates(inner).items()
         }

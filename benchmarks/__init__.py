@@ -1,0 +1,1 @@
+"""Performance benchmarks of the editors (``make bench``); not part of ``make test``."""

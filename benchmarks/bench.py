@@ -1,0 +1,705 @@
+"""Edit latency, editor training throughput and peak memory, measured against the physical floor.
+
+For every base-model size and every editor this harness measures, after a warm-up run, over repeated runs
+(median and interquartile range):
+
+- **edit latency**: wall time of ``editor.edit(batch)`` under ``torch.no_grad()`` (as ``evaluate.py`` calls it)
+  for a batch of k edits, and its ratio to the *floor*: one forward + backward pass of the base model on the same
+  batch, with gradients w.r.t. the edited weights only (``requires_grad`` on the edited matrices, every other
+  weight frozen: the gradient a gradient-based editor needs, no more). MEND cannot be cheaper than that pass.
+  FT is run with a fixed ``FT_STEPS`` optimiser steps (it would otherwise stop at a data-dependent step), so its
+  ratio measures that many steps, not a converged fine-tune.
+- **editor training throughput**: steps/s of ``mendrepro.train.edit_losses`` + backward + Adam step for MEND, KE
+  and ENN on the same sampled requests (one edit per step, one equivalence and one locality example).
+- **peak memory** of one edit and of one training step, as a ratio to the peak of a plain forward + backward
+  (k = 1). On CUDA: ``torch.cuda.max_memory_allocated`` over the op minus the allocation before it. On the CPU:
+  the process's peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) over the op minus the
+  resident set before it, after ``gc.collect`` and ``malloc_trim``; glibc's mmap threshold is pinned at 64 KiB so
+  every large tensor is mapped on allocation and unmapped on free, and freed memory never hides in the heap.
+
+Models are randomly initialised (timing and memory do not depend on the weights) over a synthetic word-level
+vocabulary of the real model's size (the output layer dominates a language model's cost); inputs are random
+token sequences (32 tokens for the seq2seq/binary tasks, 64 for the language model) with a 4-token target.
+
+Torch uses a fixed number of intra-op threads (``--threads``, default: every CPU), recorded in the output.
+
+Usage::
+
+    python -m benchmarks.bench                 # tiny + real sizes, writes benchmarks/results/<host>.{json,md}
+    python -m benchmarks.bench --smoke         # micro sizes, one repeat: seconds (used by the tests)
+    python -m benchmarks.bench --sizes distilgpt2,tiny-gpt2 --machine mybox
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import gc
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from torch import nn
+
+from mendrepro.batches import Batch, forward
+from mendrepro.data.tokenizer import SPECIAL_TOKENS, wrap_tokenizer
+from mendrepro.editors.base import Editor
+from mendrepro.editors.enn import EditableNetwork, ENNConfig
+from mendrepro.editors.ft import FineTune, FTConfig
+from mendrepro.editors.ke import KEConfig, KnowledgeEditor
+from mendrepro.editors.mend import MEND, MendConfig
+from mendrepro.losses import nll_per_example
+from mendrepro.models import ModelSpec, build_model, edited_parameter_names, freeze
+from mendrepro.tasks import EditRequest
+from mendrepro.train import edit_losses
+
+RESULTS = Path(__file__).resolve().parent / "results"
+EDITORS = ("mend", "ke", "enn", "ft")
+TRAINED = ("mend", "ke", "enn")
+FT_STEPS = 10
+TARGET_LEN = 4
+COND_LEN = 8
+
+
+@dataclass(frozen=True)
+class Size:
+    """One base model to benchmark and how hard to measure it."""
+
+    name: str
+    spec: ModelSpec
+    vocab: int
+    seq_len: int
+    ks: tuple[int, ...]
+    repeats: int
+    train_steps: int
+    ke: KEConfig = field(default_factory=KEConfig)
+    ft_ks: tuple[int, ...] = (1,)
+
+
+def _micro(name: str, arch: str, edit: str, n_layers: int = 3) -> Size:
+    spec = ModelSpec(name, arch, (edit,), d_model=16, n_layers=n_layers, n_heads=2, d_ffn=24, max_len=64)
+    return Size(name, spec, vocab=2048, seq_len=16, ks=(1, 5), repeats=1, train_steps=1, ke=KEConfig(16, 16, 16))
+
+
+_TINY_KE = KEConfig(lstm_hidden=64, cond_dim=128, head_hidden=128)  # config/tiny.yaml
+_PAPER_KE = KEConfig(lstm_hidden=512, cond_dim=1024, head_hidden=512)  # config/paper.yaml
+
+SIZES: dict[str, Size] = {
+    s.name: s
+    for s in [
+        # Micro models (--smoke): seconds in all, only to keep the harness working.
+        _micro("micro-gpt2", "gpt2", r"transformer\.h\.[12]\.mlp\.(c_fc|c_proj)\.weight"),
+        _micro("micro-bart", "bart", r"model\.(encoder|decoder)\.layers\.1\.(fc1|fc2)\.weight", n_layers=2),
+        _micro("micro-bert", "bert", r"bert\.encoder\.layer\.[12]\.(intermediate|output)\.dense\.weight"),
+        # The tiny profile's models (config/tiny.yaml), over a 2,000-word vocabulary.
+        Size(
+            "tiny-gpt2",
+            ModelSpec("tiny-gpt2", "gpt2", (r"transformer\.h\.[123]\.mlp\.(c_fc|c_proj)\.weight",), 128, 4, 4, 256, 96),
+            vocab=2000,
+            seq_len=64,
+            ks=(1, 5, 25, 125),
+            repeats=5,
+            train_steps=8,
+            ke=_TINY_KE,
+            ft_ks=(1, 5),
+        ),
+        Size(
+            "tiny-bart",
+            ModelSpec(
+                "tiny-bart", "bart", (r"model\.(encoder|decoder)\.layers\.[01]\.(fc1|fc2)\.weight",), 128, 2, 4, 256, 48
+            ),
+            vocab=2000,
+            seq_len=32,
+            ks=(1, 5, 25, 125),
+            repeats=5,
+            train_steps=8,
+            ke=_TINY_KE,
+            ft_ks=(1, 5),
+        ),
+        Size(
+            "tiny-bert",
+            ModelSpec(
+                "tiny-bert",
+                "bert",
+                (r"bert\.encoder\.layer\.[123]\.(intermediate|output)\.dense\.weight",),
+                128,
+                4,
+                4,
+                256,
+                48,
+            ),
+            vocab=2000,
+            seq_len=32,
+            ks=(1, 5, 25, 125),
+            repeats=5,
+            train_steps=8,
+            ke=_TINY_KE,
+            ft_ks=(1, 5),
+        ),
+        # Random-initialised models of the paper's sizes, with the real vocabularies and the paper's edited weights.
+        Size(
+            "distilgpt2",
+            ModelSpec(
+                "distilgpt2", "gpt2", (r"transformer\.h\.[345]\.mlp\.(c_fc|c_proj)\.weight",), 768, 6, 12, 3072, 1024
+            ),
+            vocab=50257,
+            seq_len=64,
+            ks=(1, 5),
+            repeats=3,
+            train_steps=3,
+            ke=_PAPER_KE,
+        ),
+        Size(
+            "bart-base",
+            ModelSpec(
+                "bart-base",
+                "bart",
+                (r"model\.(encoder|decoder)\.layers\.[45]\.(fc1|fc2)\.weight",),
+                768,
+                6,
+                12,
+                3072,
+                1024,
+            ),
+            vocab=50265,
+            seq_len=32,
+            ks=(1, 5, 25),
+            repeats=3,
+            train_steps=3,
+            ke=_PAPER_KE,
+        ),
+        Size(
+            "bert-base",
+            ModelSpec(
+                "bert-base",
+                "bert",
+                (r"bert\.encoder\.layer\.(9|10|11)\.(intermediate|output)\.dense\.weight",),
+                768,
+                12,
+                12,
+                3072,
+                512,
+            ),
+            vocab=30522,
+            seq_len=32,
+            ks=(1, 5, 25),
+            repeats=3,
+            train_steps=3,
+            ke=_PAPER_KE,
+        ),
+    ]
+}
+GROUPS = {
+    "micro": [n for n in SIZES if n.startswith("micro-")],
+    "tiny": [n for n in SIZES if n.startswith("tiny-")],
+    "real": ["distilgpt2", "bart-base", "bert-base"],
+}
+GROUPS["default"] = GROUPS["tiny"] + GROUPS["real"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Memory
+
+
+class _Libc:
+    """glibc's malloc controls, when this is glibc (no-ops elsewhere)."""
+
+    def __init__(self):
+        self.lib = None
+        if sys.platform.startswith("linux"):
+            try:
+                lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                lib.malloc_trim  # noqa: B018 (probe: musl has no malloc_trim)
+                self.lib = lib
+            except (OSError, AttributeError):
+                self.lib = None
+
+    def pin_mmap_threshold(self, nbytes: int = 64 * 1024) -> None:
+        if self.lib is not None:
+            self.lib.mallopt(-3, nbytes)  # M_MMAP_THRESHOLD; also disables the dynamic threshold
+
+    def trim(self) -> None:
+        if self.lib is not None:
+            self.lib.malloc_trim(0)
+
+
+LIBC = _Libc()
+
+
+def _status_kb(key: str) -> int | None:
+    try:
+        m = re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def _can_reset_hwm() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return _status_kb("VmHWM") is not None
+
+
+class PeakMemory:
+    """Peak memory (MiB) of the block above what was in use when it started; ``None`` where not measurable."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.delta_mb: float | None = None
+        self.cpu_ok = device.type == "cpu" and _can_reset_hwm()
+
+    def __enter__(self):
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device) / 2**20
+        elif self.cpu_ok:
+            LIBC.trim()
+            Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+            self.base = _status_kb("VmRSS") / 1024
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.delta_mb = torch.cuda.max_memory_allocated(self.device) / 2**20 - self.base
+        elif self.cpu_ok:
+            self.delta_mb = _status_kb("VmHWM") / 1024 - self.base
+        return False
+
+
+def memory_kind(device: torch.device) -> str:
+    if device.type == "cuda":
+        return "cuda_max_allocated_delta"
+    return "cpu_peak_rss_delta" if _can_reset_hwm() else "unavailable"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Statistics and timing
+
+
+def summarize(values: list[float]) -> dict:
+    xs = sorted(values)
+    if len(xs) >= 2:
+        q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    else:
+        q1 = q3 = xs[0]
+    return {
+        "median": statistics.median(xs),
+        "q1": q1,
+        "q3": q3,
+        "iqr": q3 - q1,
+        "min": xs[0],
+        "max": xs[-1],
+        "n": len(xs),
+    }
+
+
+def measure(fn, device: torch.device, repeats: int, warmup: int = 1) -> tuple[dict, dict | None]:
+    """(seconds, peak MiB) summaries of ``fn`` over ``repeats`` runs after ``warmup`` untimed ones.
+
+    Each run is timed alone; the memory bookkeeping (gc, trim, peak reset) happens outside the timed window.
+    """
+    for _ in range(warmup):
+        fn()
+    secs, mems = [], []
+    for _ in range(repeats):
+        with PeakMemory(device) as pm:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            secs.append(time.perf_counter() - t0)
+        if pm.delta_mb is not None:
+            mems.append(pm.delta_mb)
+    return summarize(secs), (summarize(mems) if mems else None)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Models, batches, editors
+
+
+def synthetic_tokenizer(vocab: int, max_len: int):
+    words = list(SPECIAL_TOKENS) + [f"w{i}" for i in range(vocab - len(SPECIAL_TOKENS))]
+    raw = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    return wrap_tokenizer(raw, max_len)
+
+
+class BatchMaker:
+    """Random token batches of one family, shaped as :mod:`mendrepro.batches` builds them."""
+
+    def __init__(self, family: str, tok, vocab: int, seq_len: int, seed: int = 0):
+        self.family, self.tok, self.vocab, self.seq_len = family, tok, vocab, seq_len
+        self.gen = torch.Generator().manual_seed(seed)
+        self.first = len(SPECIAL_TOKENS)
+
+    def _ids(self, k: int, n: int) -> torch.Tensor:
+        return torch.randint(self.first, self.vocab, (k, n), generator=self.gen)
+
+    def batch(self, k: int, cond: bool = False) -> Batch:
+        tok, n = self.tok, self.seq_len
+        if self.family == "lm":  # prompt + target, only the last TARGET_LEN tokens scored
+            ids = self._ids(k, n)
+            labels = torch.full_like(ids, -100)
+            labels[:, -TARGET_LEN:] = ids[:, -TARGET_LEN:]
+        elif self.family == "seq2seq":  # <s> source </s> -> target </s>
+            ids = self._ids(k, n)
+            ids[:, 0], ids[:, -1] = tok.bos_token_id, tok.eos_token_id
+            labels = self._ids(k, TARGET_LEN)
+            labels[:, -1] = tok.eos_token_id
+        else:  # [CLS] text [SEP] -> 0/1
+            ids = self._ids(k, n)
+            ids[:, 0], ids[:, -1] = tok.cls_token_id, tok.sep_token_id
+            labels = torch.randint(0, 2, (k,), generator=self.gen).float()
+        out = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+        if cond:  # KE's condition text (the edit's input and target)
+            c = self._ids(k, COND_LEN)
+            out |= {"cond_input_ids": c, "cond_attention_mask": torch.ones_like(c)}
+        return out
+
+    def request(self, i: int) -> EditRequest:
+        return EditRequest(
+            id=str(i),
+            text="",
+            target="",
+            inner=self.batch(1, cond=True),
+            outer=self.batch(1),
+            loc=self.batch(1),
+        )
+
+
+def make_editor(kind: str, model: nn.Module, family: str, names: list[str], size: Size) -> Editor:
+    if kind == "mend":
+        return MEND(model, family, names, MendConfig())
+    if kind == "ke":
+        return KnowledgeEditor(model, family, names, size.ke)
+    if kind == "enn":
+        return EditableNetwork(model, family, names, ENNConfig())
+    if kind == "ft":
+        return FineTune(model, family, names, FTConfig(lr=1e-4, max_steps=FT_STEPS))
+    raise ValueError(kind)
+
+
+def fwd_bwd(model: nn.Module, family: str, names: list[str], batch: Batch) -> None:
+    """The floor: forward + backward of the summed edit loss w.r.t. the edited weights only."""
+    named = dict(model.named_parameters())
+    weights = {n: named[n].detach().requires_grad_(True) for n in names}
+    with torch.enable_grad():
+        logits = forward(model, batch, weights)
+        loss = nll_per_example(family, logits, batch["labels"]).sum()
+        torch.autograd.grad(loss, list(weights.values()))
+
+
+def _edit_runner(editor: Editor, batch: Batch):
+    def run() -> None:
+        with torch.no_grad():  # as evaluate.py calls it
+            editor.edit(batch)
+
+    return run
+
+
+def _train_runner(editor: Editor, reqs, opt: torch.optim.Optimizer, device: torch.device):
+    """One training step of train.py's loop (c_edit 0.1, c_loc 1, plus ENN's own term), without accumulation."""
+
+    def step() -> None:
+        parts = edit_losses(editor, next(reqs), device)
+        loss = 0.1 * parts["edit"] + parts["loc"] + parts.get("extra", 0.0)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _on(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The benchmark of one size
+
+
+def bench_size(size: Size, device: torch.device, editors: tuple[str, ...], log) -> dict:
+    t_size = time.perf_counter()
+    spec = size.spec
+    tok = synthetic_tokenizer(size.vocab, spec.max_len)
+    model = freeze(build_model(spec, tok, seed=0).eval()).to(device)
+    names = edited_parameter_names(model, spec.edit_params)
+    named = dict(model.named_parameters())
+    maker = BatchMaker(spec.family, tok, size.vocab, size.seq_len)
+    batches = {k: _on(maker.batch(k, cond=True), device) for k in size.ks}
+    res: dict = {
+        "size": size.name,
+        "arch": spec.arch,
+        "family": spec.family,
+        "d_model": spec.d_model,
+        "n_layers": spec.n_layers,
+        "vocab": size.vocab,
+        "seq_len": size.seq_len,
+        "target_len": TARGET_LEN,
+        "params": sum(p.numel() for p in model.parameters()),
+        "edited_params": sum(named[n].numel() for n in names),
+        "edited_matrices": len(names),
+        "repeats": size.repeats,
+        "floor": {},
+        "edit": {},
+        "train": {},
+    }
+    for k in size.ks:
+        lat, mem = measure(lambda b=batches[k]: fwd_bwd(model, spec.family, names, b), device, size.repeats)
+        res["floor"][str(k)] = {"latency_s": lat, "memory_mb": mem}
+        log(f"  {size.name} floor k={k}: {lat['median'] * 1e3:.1f} ms")
+    floor1_mem = res["floor"]["1"]["memory_mb"]
+
+    def mem_ratio(mem):
+        if mem is None or floor1_mem is None or floor1_mem["median"] <= 0:
+            return None
+        return mem["median"] / floor1_mem["median"]
+
+    for kind in editors:
+        editor = make_editor(kind, model, spec.family, names, size).to(device)
+        # Edit latency, as evaluation runs it.
+        editor.eval()
+        out: dict = {}
+        for k in size.ft_ks if kind == "ft" else size.ks:
+            if k not in batches:
+                continue
+
+            lat, mem = measure(_edit_runner(editor, batches[k]), device, size.repeats)
+            floor = res["floor"][str(k)]
+            out[str(k)] = {
+                "latency_s": lat,
+                "latency_ratio": lat["median"] / floor["latency_s"]["median"],
+                "memory_mb": mem,
+                "memory_ratio": (
+                    mem["median"] / floor["memory_mb"]["median"]
+                    if mem and floor["memory_mb"] and floor["memory_mb"]["median"] > 0
+                    else None
+                ),
+            }
+            log(f"  {size.name} {kind} edit k={k}: {lat['median'] * 1e3:.1f} ms ({out[str(k)]['latency_ratio']:.2f}x)")
+        res["edit"][kind] = out
+        # Training throughput, on the same requests for every editor.
+        if kind in TRAINED:
+            editor.train()
+            params = [p for p in editor.parameters() if p.requires_grad]
+            opt = torch.optim.Adam(params, lr=1e-5)
+            reqs = iter([BatchMaker(spec.family, tok, size.vocab, size.seq_len, seed=1).request(i) for i in range(99)])
+
+            # Warm-up creates Adam's state, which then counts in the baseline, not in the step's peak.
+            lat, mem = measure(_train_runner(editor, reqs, opt, device), device, size.train_steps)
+            res["train"][kind] = {
+                "step_s": lat,
+                "steps_per_s": 1.0 / lat["median"],
+                "memory_mb": mem,
+                "memory_ratio": mem_ratio(mem),
+                "editor_params": sum(p.numel() for p in params),
+            }
+            log(f"  {size.name} {kind} train: {1.0 / lat['median']:.2f} steps/s")
+            del opt, params
+        del editor
+        gc.collect()
+    res["wall_s"] = time.perf_counter() - t_size
+    return res
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Output
+
+
+def machine_info(device: torch.device, threads: int) -> dict:
+    info = {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": threads,
+        "device": str(device),
+        "memory_kind": memory_kind(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _ms(stats: dict | None) -> str:
+    if not stats:
+        return "–"
+    return f"{stats['median'] * 1e3:.1f} ±{stats['iqr'] * 1e3 / 2:.1f}"
+
+
+def _x(r: float | None) -> str:
+    return "–" if r is None else f"{r:.2f}×"
+
+
+def _mb(stats: dict | None) -> str:
+    return "–" if not stats else f"{stats['median']:.1f}"
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        f"# Editor benchmarks: {report['machine_name']}",
+        "",
+        f"{m['platform']}; {m['cpu_count']} CPUs; torch {m['torch']} with {m['torch_threads']} threads; "
+        f"device {m['device']}; memory: {m['memory_kind']}. Harness wall time {report['wall_s']:.0f} s.",
+        "",
+        "Latencies are the median over repeated runs after one warm-up, ± half the interquartile range, in ms;",
+        "× is the ratio to the floor, one forward+backward of the base model on the same batch (gradient w.r.t.",
+        f"the edited weights only). FT runs a fixed {FT_STEPS} steps. Memory is the peak above the memory in use",
+        "before the op, MiB, for k = 1; its × is the ratio to the floor's.",
+        "",
+        "## Edit latency and memory",
+        "",
+    ]
+    ks = sorted({int(k) for r in report["results"] for k in r["floor"]})
+    head = "| size | editor | " + " | ".join(f"k={k}" for k in ks) + " | peak MiB (k=1) | mem × floor |"
+    lines += [head, "|" + "---|" * (len(ks) + 4)]
+    for r in report["results"]:
+        cells = [f"{_ms(r['floor'][str(k)]['latency_s'])}" if str(k) in r["floor"] else "" for k in ks]
+        f1 = r["floor"].get("1", {}).get("memory_mb")
+        lines.append(f"| {r['size']} | fwd+bwd (floor) | " + " | ".join(cells) + f" | {_mb(f1)} | 1.00× |")
+        for kind, per_k in r["edit"].items():
+            cells = []
+            for k in ks:
+                e = per_k.get(str(k))
+                cells.append(f"{_ms(e['latency_s'])} ({_x(e['latency_ratio'])})" if e else "")
+            e1 = per_k.get("1", {})
+            label = f"{kind} ({FT_STEPS} steps)" if kind == "ft" else kind
+            lines.append(
+                f"| {r['size']} | {label} | "
+                + " | ".join(cells)
+                + f" | {_mb(e1.get('memory_mb'))} | {_x(e1.get('memory_ratio'))} |"
+            )
+    lines += [
+        "",
+        "## Editor training (one edit, one equivalence and one locality example per step; Adam)",
+        "",
+        "| size | editor | steps/s | step ms | editor params | peak MiB | mem × floor |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        for kind, t in r["train"].items():
+            lines.append(
+                f"| {r['size']} | {kind} | {t['steps_per_s']:.2f} | {_ms(t['step_s'])} | "
+                f"{t['editor_params'] / 1e6:.2f} M | {_mb(t['memory_mb'])} | {_x(t['memory_ratio'])} |"
+            )
+    aims = report.get("aims")
+    if aims:
+        lines += ["", "## Aims (distilGPT-2 size)", ""]
+        for a in aims:
+            status = "–" if a["value"] is None else ("met" if a["met"] else "NOT met")
+            val = "–" if a["value"] is None else f"{a['value']:.2f}×"
+            lines.append(f"- {a['name']}: {val} (aim ≤ {a['limit']}×): {status}")
+    return "\n".join(lines) + "\n"
+
+
+def aims(results: list[dict]) -> list[dict]:
+    r = next((r for r in results if r["size"] == "distilgpt2"), None)
+    if r is None or "mend" not in r["edit"] or "1" not in r["edit"]["mend"]:
+        return []
+    e = r["edit"]["mend"]["1"]
+    out = []
+    for name, value in (
+        ("MEND single-edit latency / forward+backward", e["latency_ratio"]),
+        ("MEND edit peak memory / forward+backward", e["memory_ratio"]),
+    ):
+        out.append({"name": name, "value": value, "limit": 1.5, "met": value is not None and value <= 1.5})
+    return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resolve_sizes(spec: str) -> list[str]:
+    out: list[str] = []
+    for part in filter(None, (s.strip() for s in spec.split(","))):
+        for name in GROUPS.get(part, [part]):
+            if name not in SIZES:
+                raise SystemExit(f"unknown size {name!r}; sizes: {sorted(SIZES)}, groups: {sorted(GROUPS)}")
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="micro models, one repeat (seconds): keeps the harness alive")
+    ap.add_argument("--sizes", default=None, help=f"comma list of sizes or groups {sorted(GROUPS)} (default: default)")
+    ap.add_argument("--editors", default=",".join(EDITORS), help="comma list of editors (default: all)")
+    ap.add_argument("--out", type=Path, default=None, help="results directory (default: benchmarks/results)")
+    ap.add_argument("--machine", default=None, help="name of the results files (default: the host name)")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: every CPU)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--quiet", action="store_true", help="do not print progress or the table")
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    LIBC.pin_mmap_threshold()
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    device = torch.device(args.device)
+    names = resolve_sizes(args.sizes or ("micro" if args.smoke else "default"))
+    editors = tuple(e for e in args.editors.split(",") if e)
+    unknown = set(editors) - set(EDITORS)
+    if unknown:
+        raise SystemExit(f"unknown editors {sorted(unknown)}; editors: {list(EDITORS)}")
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    results = []
+    for name in names:
+        log(f"{name} ...")
+        results.append(bench_size(SIZES[name], device, editors, log))
+    machine = args.machine or socket.gethostname().split(".")[0] or "machine"
+    report = {
+        "machine_name": machine,
+        "machine": machine_info(device, threads),
+        "smoke": args.smoke,
+        "ft_steps": FT_STEPS,
+        "results": results,
+        "aims": aims(results),
+        "wall_s": time.perf_counter() - t0,
+    }
+    out = args.out or RESULTS
+    write_atomic(out / f"{machine}.json", json.dumps(report, indent=1) + "\n")
+    table = markdown(report)
+    write_atomic(out / f"{machine}.md", table)
+    if not args.quiet:
+        print(table)
+        print(f"wrote {out / f'{machine}.json'} and {out / f'{machine}.md'}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

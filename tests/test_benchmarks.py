@@ -1,0 +1,69 @@
+"""The benchmark harness's smoke mode (micro models, one repeat) still runs and reports every measurement.
+
+No timing thresholds here: timings belong to ``make bench``, not to ``make test``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ is a top-level package of the repository, not of mendrepro
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench  # noqa: E402
+
+
+def _positive(x) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x) and x > 0
+
+
+def test_smoke_mode_reports_every_measurement(tmp_path):
+    report = bench.main(["--smoke", "--out", str(tmp_path), "--machine", "smoke", "--quiet", "--threads", "1"])
+    data = json.loads((tmp_path / "smoke.json").read_text())
+    assert data["machine_name"] == "smoke" and data["smoke"] is True
+    assert data["machine"]["torch_threads"] == 1 and data["machine"]["cpu_count"] >= 1
+    assert [r["size"] for r in data["results"]] == bench.GROUPS["micro"]
+    memory = data["machine"]["memory_kind"] != "unavailable"
+    for r in data["results"]:
+        for k in ("1", "5"):
+            floor = r["floor"][k]
+            assert _positive(floor["latency_s"]["median"])
+            if memory:
+                assert _positive(floor["memory_mb"]["median"])
+        for kind in bench.EDITORS:
+            per_k = r["edit"][kind]
+            assert "1" in per_k
+            for e in per_k.values():
+                assert _positive(e["latency_s"]["median"]) and _positive(e["latency_ratio"])
+                if memory:
+                    assert _positive(e["memory_mb"]["median"]) and _positive(e["memory_ratio"])
+        assert set(r["train"]) == set(bench.TRAINED)
+        for t in r["train"].values():
+            assert _positive(t["steps_per_s"]) and _positive(t["step_s"]["median"])
+            if memory:
+                assert _positive(t["memory_mb"]["median"]) and _positive(t["memory_ratio"])
+    table = (tmp_path / "smoke.md").read_text()
+    assert table == bench.markdown(report)
+    for kind in bench.EDITORS:
+        assert f"| micro-gpt2 | {kind}" in table
+    assert "fwd+bwd (floor)" in table and "steps/s" in table
+
+
+def test_sizes_and_groups_resolve():
+    assert bench.resolve_sizes("micro-bert,micro") == ["micro-bert", "micro-gpt2", "micro-bart"]
+    assert set(bench.GROUPS["real"]) <= set(bench.resolve_sizes("default"))
+    with pytest.raises(SystemExit):
+        bench.resolve_sizes("gpt-17")
+
+
+def test_summary_statistics():
+    s = bench.summarize([3.0, 1.0, 2.0, 4.0, 5.0])
+    assert s["median"] == 3.0 and s["min"] == 1.0 and s["max"] == 5.0 and s["n"] == 5
+    assert s["q1"] == 2.0 and s["q3"] == 4.0 and s["iqr"] == 2.0
+    assert bench.summarize([7.0])["iqr"] == 0.0
