@@ -175,3 +175,16 @@ def test_mend_edits_a_bfloat16_base_model_with_a_float32_editor(micro, tok):
     # Training reaches the float32 editor through the bfloat16 forward pass.
     nll_per_example(spec.family, logits, batch["labels"]).float().mean().backward()
     assert all(mend.alpha[param_key(n)].grad is not None for n in names)
+
+
+def test_capture_without_weight_gradients_gives_the_same_u_and_delta(micro, tok):
+    """MEND asks autograd for δ directly (no ∇W matrices); u and δ must equal the tensor-hook path's."""
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    batch = make_batch(spec, tok, [0, 1, 2])
+    full = capture_edit_gradients(model, spec.family, names, batch)
+    lean = capture_edit_gradients(model, spec.family, names, batch, weight_grads=False)
+    assert lean.grads == {} and torch.equal(full.loss, lean.loss)
+    for n in names:
+        assert torch.equal(full.inputs[n], lean.inputs[n])
+        assert torch.allclose(full.out_grads[n], lean.out_grads[n], atol=1e-7), n

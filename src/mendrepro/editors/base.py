@@ -73,14 +73,20 @@ class Capture:
 
 
 @contextmanager
-def _io_hooks(model: nn.Module, names: list[str], store_u: dict, store_d: dict) -> Iterator[None]:
+def _io_hooks(
+    model: nn.Module, names: list[str], store_u: dict, store_d: dict, store_out: dict | None = None
+) -> Iterator[None]:
+    """Record each edited layer's input u; its output gradient δ by a tensor hook, or (``store_out`` given) keep
+    the output itself so the caller can ask autograd for δ directly."""
     handles = []
     for name in names:
 
         def fwd_hook(_mod, args, output, name=name):
             u = args[0]
             store_u[name] = u.detach().reshape(-1, u.shape[-1]).float()
-            if output.requires_grad:
+            if store_out is not None:
+                store_out[name] = output
+            elif output.requires_grad:
 
                 def grad_hook(g, name=name):
                     store_d[name] = g.detach().reshape(-1, g.shape[-1]).float()
@@ -102,11 +108,14 @@ def capture_edit_gradients(
     batch: Batch,
     params: dict[str, torch.Tensor] | None = None,
     create_graph: bool = False,
+    weight_grads: bool = True,
 ) -> Capture:
     """Backward pass of the edit loss, returning ∇W and each edited layer's inputs u and output gradients δ.
 
     The loss is the sum over examples of each example's token-mean NLL, so the update of a batch of k edits is
     exactly the sum of the k single-edit updates. ``params`` (optional) replaces the model's own edited weights.
+    With ``weight_grads=False`` (MEND, which needs only u and δ) autograd is asked for δ directly and the
+    matrices ∇W are never formed; ``grads`` is then empty.
     """
     named = dict(model.named_parameters())
     if params is None:
@@ -115,11 +124,21 @@ def capture_edit_gradients(
         weights = {n: params[n] if params[n].requires_grad else params[n].detach().requires_grad_(True) for n in names}
     store_u: dict[str, torch.Tensor] = {}
     store_d: dict[str, torch.Tensor] = {}
-    with torch.enable_grad(), _io_hooks(model, names, store_u, store_d):
+    store_out: dict[str, torch.Tensor] | None = None if weight_grads else {}
+    with torch.enable_grad(), _io_hooks(model, names, store_u, store_d, store_out):
         logits = forward(model, batch, weights)
         loss = nll_per_example(family, logits, batch["labels"]).sum()
-        grads = torch.autograd.grad(loss, [weights[n] for n in names], create_graph=create_graph)
-    return Capture(loss.detach(), dict(zip(names, grads, strict=True)), store_u, store_d)
+        if weight_grads:
+            grads = torch.autograd.grad(loss, [weights[n] for n in names], create_graph=create_graph)
+            grads_by_name = dict(zip(names, grads, strict=True))
+        else:
+            outs = [store_out[n] for n in names]
+            d_outs = torch.autograd.grad(loss, outs, create_graph=create_graph, allow_unused=True)
+            for n, o, g in zip(names, outs, d_outs, strict=True):
+                g = torch.zeros_like(o) if g is None else g
+                store_d[n] = g.detach().reshape(-1, g.shape[-1]).float()
+            grads_by_name = {}
+    return Capture(loss.detach(), grads_by_name, store_u, store_d)
 
 
 def outer_product_update(model: nn.Module, name: str, u: torch.Tensor, d: torch.Tensor) -> torch.Tensor:

@@ -191,7 +191,7 @@ class MEND(Editor):
 
     def updates(self, inner: Batch) -> dict[str, torch.Tensor]:
         """Σ_rows δ̃ ũᵀ for every edited matrix, in its stored layout (before the step size α)."""
-        cap = capture_edit_gradients(self.model, self.family, self.param_names, inner)
+        cap = capture_edit_gradients(self.model, self.family, self.param_names, inner, weight_grads=False)
         out = {}
         for n in self.param_names:
             u, d = cap.inputs[n], cap.out_grads[n]
