@@ -60,6 +60,14 @@ _CONTENT_RANGE_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _HASH_BLOCK = 1 << 20
 
 
+def _sha256_spec(name: str, value: object) -> str:
+    """A configured sha256 as 64 lowercase hex digits, or a ValueError naming the asset."""
+    sha = str(value).strip().lower()
+    if not _SHA256_RE.fullmatch(sha):
+        raise ValueError(f"asset {name!r}: sha256 must be 64 hexadecimal digits, got {value!r}")
+    return sha
+
+
 class DownloadError(RuntimeError):
     """An asset could not be fetched; the message says what is missing, where it belongs and how to place it."""
 
@@ -80,10 +88,7 @@ class UrlAsset:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dest", Path(self.dest))
-        sha = str(self.sha256).strip().lower()
-        if not _SHA256_RE.fullmatch(sha):
-            raise ValueError(f"asset {self.name!r}: sha256 must be 64 hexadecimal digits, got {self.sha256!r}")
-        object.__setattr__(self, "sha256", sha)
+        object.__setattr__(self, "sha256", _sha256_spec(self.name, self.sha256))
         if not self.url:
             raise ValueError(f"asset {self.name!r}: empty url")
 
@@ -149,10 +154,7 @@ class ManualAsset:
     def __post_init__(self) -> None:
         object.__setattr__(self, "dest", Path(self.dest))
         if self.sha256 is not None:
-            sha = str(self.sha256).strip().lower()
-            if not _SHA256_RE.fullmatch(sha):
-                raise ValueError(f"asset {self.name!r}: sha256 must be 64 hexadecimal digits, got {self.sha256!r}")
-            object.__setattr__(self, "sha256", sha)
+            object.__setattr__(self, "sha256", _sha256_spec(self.name, self.sha256))
         if not self.source:
             raise ValueError(f"asset {self.name!r}: say where the file comes from (source)")
 
