@@ -1,5 +1,9 @@
 # mend-repro: regenerate the MEND paper's tables from raw outputs.
 # `snakemake --cores all` runs the tiny profile; `--configfile config/paper.yaml` the paper.
+import shlex
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -31,3 +35,15 @@ rule all:
     input:
         all_targets(),
     default_target: True
+
+
+# The HTML report of every table and figure (`report()` outputs, workflow/report/*.rst captions), written after a
+# run that leaves all of them in place (a single-table run does not); `snakemake --report FILE` writes it by hand.
+onsuccess:
+    if all(Path(p).exists() for p in all_targets()):
+        _configs = " ".join(f"--configfile {shlex.quote(str(c))}" for c in workflow.overwrite_configfiles)
+        _log = f"{RES}/logs/report.log"
+        shell(
+            f"{sys.executable} -m snakemake --nolock {_configs} --report {FIG}/report.html > {_log} 2>&1 "
+            f"&& echo 'report: {FIG}/report.html' || echo 'report not written: see {_log}'"
+        )

@@ -33,13 +33,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import gc
 import json
 import os
 import platform
-import re
 import socket
 import statistics
 import sys
@@ -49,27 +46,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
 from torch import nn
 
 from mendrepro.batches import Batch, forward
-from mendrepro.data.tokenizer import SPECIAL_TOKENS, wrap_tokenizer
 from mendrepro.editors.base import Editor
-from mendrepro.editors.enn import EditableNetwork, ENNConfig
-from mendrepro.editors.ft import FineTune, FTConfig
-from mendrepro.editors.ke import KEConfig, KnowledgeEditor
-from mendrepro.editors.mend import MEND, MendConfig
+from mendrepro.editors.ke import KEConfig
 from mendrepro.losses import nll_per_example
+from mendrepro.memory import LIBC, PeakMemory, memory_kind
 from mendrepro.models import ModelSpec, build_model, edited_parameter_names, freeze
-from mendrepro.tasks import EditRequest
-from mendrepro.train import edit_losses
+from mendrepro.probe import (
+    MICRO_SIZES,
+    PAPER_SIZES,
+    TARGET_LEN,
+    BatchMaker,
+    ProbeSize,
+    make_editor,
+    synthetic_tokenizer,
+    training_step,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EDITORS = ("mend", "ke", "enn", "ft")
 TRAINED = ("mend", "ke", "enn")
 FT_STEPS = 10
-TARGET_LEN = 4
-COND_LEN = 8
 
 
 @dataclass(frozen=True)
@@ -87,21 +86,21 @@ class Size:
     ft_ks: tuple[int, ...] = (1,)
 
 
-def _micro(name: str, arch: str, edit: str, n_layers: int = 3) -> Size:
-    spec = ModelSpec(name, arch, (edit,), d_model=16, n_layers=n_layers, n_heads=2, d_ffn=24, max_len=64)
-    return Size(name, spec, vocab=2048, seq_len=16, ks=(1, 5), repeats=1, train_steps=1, ke=KEConfig(16, 16, 16))
+def _from_probe(size: ProbeSize, ks: tuple[int, ...], repeats: int, train_steps: int) -> Size:
+    """A size of :mod:`mendrepro.probe` (architecture, vocabulary, input length, KE's config), measured as given."""
+    return Size(size.name, size.spec, size.vocab, size.seq_len, ks, repeats, train_steps, ke=size.ke)
 
 
 _TINY_KE = KEConfig(lstm_hidden=64, cond_dim=128, head_hidden=128)  # config/tiny.yaml
-_PAPER_KE = KEConfig(lstm_hidden=512, cond_dim=1024, head_hidden=512)  # config/paper.yaml
 
 SIZES: dict[str, Size] = {
     s.name: s
     for s in [
         # Micro models (--smoke): seconds in all, only to keep the harness working.
-        _micro("micro-gpt2", "gpt2", r"transformer\.h\.[12]\.mlp\.(c_fc|c_proj)\.weight"),
-        _micro("micro-bart", "bart", r"model\.(encoder|decoder)\.layers\.1\.(fc1|fc2)\.weight", n_layers=2),
-        _micro("micro-bert", "bert", r"bert\.encoder\.layer\.[12]\.(intermediate|output)\.dense\.weight"),
+        *(
+            _from_probe(MICRO_SIZES[n], ks=(1, 5), repeats=1, train_steps=1)
+            for n in ("micro-gpt2", "micro-bart", "micro-bert")
+        ),
         # The tiny profile's models (config/tiny.yaml), over a 2,000-word vocabulary.
         Size(
             "tiny-gpt2",
@@ -144,56 +143,11 @@ SIZES: dict[str, Size] = {
             train_steps=5,
             ke=_TINY_KE,
         ),
-        # Random-initialised models of the paper's sizes, with the real vocabularies and the paper's edited weights.
-        Size(
-            "distilgpt2",
-            ModelSpec(
-                "distilgpt2", "gpt2", (r"transformer\.h\.[345]\.mlp\.(c_fc|c_proj)\.weight",), 768, 6, 12, 3072, 1024
-            ),
-            vocab=50257,
-            seq_len=64,
-            ks=(1, 5),
-            repeats=3,
-            train_steps=3,
-            ke=_PAPER_KE,
-        ),
-        Size(
-            "bart-base",
-            ModelSpec(
-                "bart-base",
-                "bart",
-                (r"model\.(encoder|decoder)\.layers\.[45]\.(fc1|fc2)\.weight",),
-                768,
-                6,
-                12,
-                3072,
-                1024,
-            ),
-            vocab=50265,
-            seq_len=32,
-            ks=(1, 5),
-            repeats=3,
-            train_steps=3,
-            ke=_PAPER_KE,
-        ),
-        Size(
-            "bert-base",
-            ModelSpec(
-                "bert-base",
-                "bert",
-                (r"bert\.encoder\.layer\.(9|10|11)\.(intermediate|output)\.dense\.weight",),
-                768,
-                12,
-                12,
-                3072,
-                512,
-            ),
-            vocab=30522,
-            seq_len=32,
-            ks=(1, 5),
-            repeats=3,
-            train_steps=3,
-            ke=_PAPER_KE,
+        # Random-initialised models of the paper's sizes, with the real vocabularies and the paper's edited weights
+        # (the CPU-sized ones of mendrepro.probe).
+        *(
+            _from_probe(PAPER_SIZES[n], ks=(1, 5), repeats=3, train_steps=3)
+            for n in ("distilgpt2", "bart-base", "bert-base")
         ),
     ]
 }
@@ -203,86 +157,6 @@ GROUPS = {
     "real": ["distilgpt2", "bart-base", "bert-base"],
 }
 GROUPS["default"] = GROUPS["tiny"] + GROUPS["real"]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Memory
-
-
-class _Libc:
-    """glibc's malloc controls, when this is glibc (no-ops elsewhere)."""
-
-    def __init__(self):
-        self.lib = None
-        if sys.platform.startswith("linux"):
-            try:
-                lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                lib.malloc_trim  # noqa: B018 (probe: musl has no malloc_trim)
-                self.lib = lib
-            except (OSError, AttributeError):
-                self.lib = None
-
-    def pin_mmap_threshold(self, nbytes: int = 64 * 1024) -> None:
-        if self.lib is not None:
-            self.lib.mallopt(-3, nbytes)  # M_MMAP_THRESHOLD; also disables the dynamic threshold
-
-    def trim(self) -> None:
-        if self.lib is not None:
-            self.lib.malloc_trim(0)
-
-
-LIBC = _Libc()
-
-
-def _status_kb(key: str) -> int | None:
-    try:
-        m = re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
-    except OSError:
-        return None
-    return int(m.group(1)) if m else None
-
-
-def _can_reset_hwm() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return _status_kb("VmHWM") is not None
-
-
-class PeakMemory:
-    """Peak memory (MiB) of the block above what was in use when it started; ``None`` where not measurable."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.delta_mb: float | None = None
-        self.cpu_ok = device.type == "cpu" and _can_reset_hwm()
-
-    def __enter__(self):
-        gc.collect()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.base = torch.cuda.memory_allocated(self.device) / 2**20
-        elif self.cpu_ok:
-            LIBC.trim()
-            Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-            self.base = _status_kb("VmRSS") / 1024
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.delta_mb = torch.cuda.max_memory_allocated(self.device) / 2**20 - self.base
-        elif self.cpu_ok:
-            self.delta_mb = _status_kb("VmHWM") / 1024 - self.base
-        return False
-
-
-def memory_kind(device: torch.device) -> str:
-    if device.type == "cuda":
-        return "cuda_max_allocated_delta"
-    return "cpu_peak_rss_delta" if _can_reset_hwm() else "unavailable"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -332,68 +206,6 @@ def measure(fn, device: torch.device, repeats: int, warmup: int = 1) -> tuple[di
 # Models, batches, editors
 
 
-def synthetic_tokenizer(vocab: int, max_len: int):
-    words = list(SPECIAL_TOKENS) + [f"w{i}" for i in range(vocab - len(SPECIAL_TOKENS))]
-    raw = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    return wrap_tokenizer(raw, max_len)
-
-
-class BatchMaker:
-    """Random token batches of one family, shaped as :mod:`mendrepro.batches` builds them."""
-
-    def __init__(self, family: str, tok, vocab: int, seq_len: int, seed: int = 0):
-        self.family, self.tok, self.vocab, self.seq_len = family, tok, vocab, seq_len
-        self.gen = torch.Generator().manual_seed(seed)
-        self.first = len(SPECIAL_TOKENS)
-
-    def _ids(self, k: int, n: int) -> torch.Tensor:
-        return torch.randint(self.first, self.vocab, (k, n), generator=self.gen)
-
-    def batch(self, k: int, cond: bool = False) -> Batch:
-        tok, n = self.tok, self.seq_len
-        if self.family == "lm":  # prompt + target, only the last TARGET_LEN tokens scored
-            ids = self._ids(k, n)
-            labels = torch.full_like(ids, -100)
-            labels[:, -TARGET_LEN:] = ids[:, -TARGET_LEN:]
-        elif self.family == "seq2seq":  # <s> source </s> -> target </s>
-            ids = self._ids(k, n)
-            ids[:, 0], ids[:, -1] = tok.bos_token_id, tok.eos_token_id
-            labels = self._ids(k, TARGET_LEN)
-            labels[:, -1] = tok.eos_token_id
-        else:  # [CLS] text [SEP] -> 0/1
-            ids = self._ids(k, n)
-            ids[:, 0], ids[:, -1] = tok.cls_token_id, tok.sep_token_id
-            labels = torch.randint(0, 2, (k,), generator=self.gen).float()
-        out = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
-        if cond:  # KE's condition text (the edit's input and target)
-            c = self._ids(k, COND_LEN)
-            out |= {"cond_input_ids": c, "cond_attention_mask": torch.ones_like(c)}
-        return out
-
-    def request(self, i: int) -> EditRequest:
-        return EditRequest(
-            id=str(i),
-            text="",
-            target="",
-            inner=self.batch(1, cond=True),
-            outer=self.batch(1),
-            loc=self.batch(1),
-        )
-
-
-def make_editor(kind: str, model: nn.Module, family: str, names: list[str], size: Size) -> Editor:
-    if kind == "mend":
-        return MEND(model, family, names, MendConfig())
-    if kind == "ke":
-        return KnowledgeEditor(model, family, names, size.ke)
-    if kind == "enn":
-        return EditableNetwork(model, family, names, ENNConfig())
-    if kind == "ft":
-        return FineTune(model, family, names, FTConfig(lr=1e-4, max_steps=FT_STEPS))
-    raise ValueError(kind)
-
-
 def fwd_bwd(model: nn.Module, family: str, names: list[str], batch: Batch) -> None:
     """The floor: forward + backward of the summed edit loss w.r.t. the edited weights only."""
     named = dict(model.named_parameters())
@@ -416,11 +228,7 @@ def _train_runner(editor: Editor, reqs, opt: torch.optim.Optimizer, device: torc
     """One training step of train.py's loop (c_edit 0.1, c_loc 1, plus ENN's own term), without accumulation."""
 
     def step() -> None:
-        parts = edit_losses(editor, next(reqs), device)
-        loss = 0.1 * parts["edit"] + parts["loc"] + parts.get("extra", 0.0)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        training_step(editor, next(reqs), opt, device, clip=False)
 
     return step
 
@@ -471,7 +279,7 @@ def bench_size(size: Size, device: torch.device, editors: tuple[str, ...], log) 
         return mem["median"] / floor1_mem["median"]
 
     for kind in editors:
-        editor = make_editor(kind, model, spec.family, names, size).to(device)
+        editor = make_editor(kind, model, spec.family, names, ke=size.ke, ft_steps=FT_STEPS).to(device)
         # Edit latency, as evaluation runs it.
         editor.eval()
         out: dict = {}

@@ -188,3 +188,90 @@ def test_capture_without_weight_gradients_gives_the_same_u_and_delta(micro, tok)
     for n in names:
         assert torch.equal(full.inputs[n], lean.inputs[n])
         assert torch.allclose(full.out_grads[n], lean.out_grads[n], atol=1e-7), n
+
+
+# ---- Table 6 ablations: each flag really changes the network -------------------------------------------------
+def _rows(mend, model, spec, tok, names):
+    """(name, u rows, δ rows, normalised u, normalised δ) of one edit for every edited matrix (norm statistics
+    made non-trivial first)."""
+    cap = capture_edit_gradients(model, spec.family, names, make_batch(spec, tok, [0, 1, 3]))
+    for n in names:
+        mend.norms[mend.group[n]].update(torch.cat([cap.inputs[n], cap.out_grads[n]], 1) * 2 - 1)
+    cap = capture_edit_gradients(model, spec.family, names, make_batch(spec, tok, [2]))
+    out = []
+    for n in names:
+        u, d = cap.inputs[n], cap.out_grads[n]
+        keep = (u != 0).any(1) & (d != 0).any(1)
+        u, d = u[keep], d[keep]
+        norm = mend.norms[mend.group[n]]
+        z = (torch.cat([u, d], 1) - norm.mean.float()) / (norm.std().float() + 1e-7)
+        out.append((n, u, d, z[:, : u.shape[1]], z[:, u.shape[1] :]))
+    return out
+
+
+def _perturb(mend):
+    with torch.no_grad():
+        for p in mend.nets.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+
+
+def test_id_init_editor_is_identity_and_xavier_init_is_not(micro, tok):
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    torch.manual_seed(0)
+    for init, identity in (("id", True), ("xavier", False)):
+        mend = MEND(model, spec.family, names, MendConfig(rank=8, init=init)).eval()
+        assert all(b.residual == identity for net in mend.nets.values() for b in net.blocks)
+        for n, _, _, u_bar, d_bar in _rows(mend, model, spec, tok, names):
+            u_t, d_t = mend.transform(n, *_denormalise(mend, n, u_bar, d_bar))
+            same = torch.allclose(u_t, u_bar, atol=1e-4) and torch.allclose(d_t, d_bar, atol=1e-4)
+            assert same == identity, (init, n)
+
+
+def _denormalise(mend, n, u_bar, d_bar):
+    """The raw rows whose normalisation is (u_bar, d_bar)."""
+    norm = mend.norms[mend.group[n]]
+    z = torch.cat([u_bar, d_bar], 1) * (norm.std().float() + 1e-7) + norm.mean.float()
+    return z[:, : u_bar.shape[1]], z[:, u_bar.shape[1] :]
+
+
+@pytest.mark.parametrize("mode", ["only_u", "only_delta", "only_smaller"])
+def test_one_sided_modes_leave_the_other_side_normalised_but_untouched(micro, tok, mode):
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    torch.manual_seed(0)
+    mend = MEND(model, spec.family, names, MendConfig(rank=8, mode=mode)).eval()
+    _perturb(mend)  # a trained-looking network: the transformed side changes
+    for n, u, d, u_bar, d_bar in _rows(mend, model, spec, tok, names):
+        u_t, d_t = mend.transform(n, u, d)
+        d_u, d_d = mend.dims[n]
+        side = mode if mode != "only_smaller" else ("only_u" if d_u <= d_d else "only_delta")
+        kept, changed = ((d_t, d_bar), (u_t, u_bar)) if side == "only_u" else ((u_t, u_bar), (d_t, d_bar))
+        assert torch.allclose(kept[0], kept[1], atol=1e-5), (mode, n)
+        assert not torch.allclose(changed[0], changed[1], atol=1e-3), (mode, n)
+        # The network is only as wide as the side it transforms.
+        width = d_u if side == "only_u" else d_d
+        assert mend.nets[mend.group[n]].blocks[0].u.shape[0] == width, (mode, n)
+
+
+def test_no_norm_feeds_raw_rows(micro, tok):
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    mend = MEND(model, spec.family, names, MendConfig(rank=8, norm=False)).train()
+    for n, u, d, _, _ in _rows(mend, model, spec, tok, names):
+        u_t, d_t = mend.transform(n, u, d)  # identity init, no normalisation: the raw rows come back
+        assert torch.allclose(u_t, u) and torch.allclose(d_t, d), n
+    assert all(float(nm.count) > 0 for nm in mend.norms.values())  # _rows fed them; transform never reads them
+
+
+def test_ablations_change_the_parameter_count(micro, tok):
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+
+    def count(**kw):
+        return sum(p.numel() for p in MEND(model, spec.family, names, MendConfig(rank=8, **kw)).parameters())
+
+    full = count()
+    assert count(share=False) > full  # one network per matrix
+    assert count(mode="only_u") < full and count(mode="only_delta") < full and count(mode="only_smaller") < full
+    assert count(norm=False) == full == count(init="xavier")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mendrepro.report import paper, tables
+from mendrepro.report import ablations, batched, paper, tables
 
 
 def _metrics(task: str, editor: str, es: float, dd: float, **extra) -> dict:
@@ -500,3 +500,316 @@ def test_main_table3(tmp_path, table3_files, metric_files, capsys):
     assert tables.main(argv) == 0
     back = pd.read_csv(out2.with_suffix(".csv"), index_col=0, dtype=str, keep_default_na=False)
     assert list(back.index) == ["FT", "FT+KL", "KE", "MEND", "ENN (beyond Table 3)"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Keys every report shares: editor_kind, train_k, editor_parameters; parameter counts
+# --------------------------------------------------------------------------------------------------------
+def test_load_metrics_infers_editor_keys_of_older_files(tmp_path):
+    old = _write(tmp_path, "old", _metrics("zsre", "mend-k5", 0.9, 0.0, n_edits=5))
+    new = _write(tmp_path, "new", _metrics("zsre", "x", 0.9, 0.0, editor_kind="enn", train_k=25, editor_parameters=7))
+    df = tables.load_metrics([old, new]).set_index("editor")
+    assert df.loc["mend-k5", "editor_kind"] == "mend" and df.loc["mend-k5", "train_k"] == 1
+    assert df.loc["x", "editor_kind"] == "enn" and df.loc["x", "train_k"] == 25
+    assert df.loc["x", "editor_parameters"] == 7
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"train_k": 0}, "'train_k' must be a positive integer"),
+        ({"train_k": 2.5}, "'train_k' must be a positive integer"),
+        ({"editor_kind": ""}, "'editor_kind' must be a non-empty string"),
+        ({"editor_parameters": -1}, "'editor_parameters' must be a non-negative integer"),
+    ],
+)
+def test_load_metrics_bad_editor_keys(tmp_path, change, message):
+    path = _write(tmp_path, "bad", {**_metrics("zsre", "mend", 0.9, 0.0), **change})
+    with pytest.raises(tables.MetricsError, match=message) as info:
+        tables.load_metrics([path])
+    assert str(path) in str(info.value)
+
+
+def test_format_parameters():
+    assert tables.format_parameters(1_190_000) == "1.19M"
+    assert tables.format_parameters(1_194_999) == "1.19M"
+    assert tables.format_parameters(12_345_678) == "12.3M"
+    assert tables.format_parameters(999_999) == "1M"
+    assert tables.format_parameters(45_600) == "45.6K"
+    assert tables.format_parameters(2_500_000_000) == "2.5B"
+    assert tables.format_parameters(0) == "0"
+    assert tables.format_parameters(None) == tables.MISSING
+    assert tables.format_parameters(float("nan")) == tables.MISSING
+
+
+def test_table4_ignores_editors_trained_with_several_edits(tmp_path, metric_files):
+    batched = _write(tmp_path, "k5", _metrics("zsre", "enn-k5", 0.2, 0.2, editor_kind="enn", train_k=5))
+    df = tables.table4(tables.load_metrics(metric_files + [batched]))
+    assert not any("enn" in label.lower() for label in df.index)
+
+
+def test_report_commands_are_the_parser_commands():
+    from mendrepro.report import TABLE_COMMANDS
+
+    sub = next(a for a in tables.build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == set(TABLE_COMMANDS)
+
+
+# A report command as `python -m mendrepro` runs it, in a fresh interpreter: which heavy modules did it import?
+_RUN_REPORT = """
+import runpy, sys
+sys.argv = ["mendrepro", *sys.argv[1:]]
+try:
+    runpy.run_module("mendrepro", run_name="__main__", alter_sys=True)
+except SystemExit as e:
+    assert e.code == 0, e.code
+print("IMPORTED:" + ",".join(m for m in ("torch", "transformers") if m in sys.modules))
+"""
+
+
+def run_report_command(argv: list[str], cwd: Path) -> str:
+    """Run ``python -m mendrepro <argv>`` in a subprocess; return the heavy modules it imported ("" if none)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _RUN_REPORT, *argv], capture_output=True, text=True, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.rsplit("IMPORTED:", 1)[1].strip()
+
+
+def test_table_commands_do_not_import_torch(tmp_path, metric_files, table5_files):
+    table4 = ["table4", "--metrics", *map(str, metric_files), "--out", str(tmp_path / "t4")]
+    table5 = ["table5", "--metrics", *map(str, table5_files), "--out", str(tmp_path / "t5")]
+    assert run_report_command(table4, tmp_path) == ""
+    assert run_report_command(table5, tmp_path) == ""
+    assert (tmp_path / "t5.csv").is_file()
+
+
+# --------------------------------------------------------------------------------------------------------
+# table5
+# --------------------------------------------------------------------------------------------------------
+def _metrics5(kind: str, k: int, es: float, dd: float, **extra) -> dict:
+    editor = kind if k == 1 else f"{kind}-k{k}"
+    return _metrics("zsre", editor, es, dd, editor_kind=kind, train_k=k, n_edits=k, n=375, **extra)
+
+
+@pytest.fixture
+def table5_files(tmp_path: Path) -> list[Path]:
+    return [
+        _write(tmp_path, "mend_k1", _metrics5("mend", 1, 0.95, 0.002)),
+        _write(tmp_path, "mend_k5", _metrics5("mend", 5, 0.9, 0.004)),
+        _write(tmp_path, "mend_k25", _metrics5("mend", 25, 0.7125, 0.0111)),
+        _write(tmp_path, "enn_k1", _metrics5("enn", 1, 0.99, 0.0)),
+        _write(tmp_path, "enn_k125", _metrics5("enn", 125, 0.1, 0.02)),
+    ]
+
+
+@pytest.fixture
+def table5_others(tmp_path: Path) -> list[Path]:
+    """Files that are not Table 5 results."""
+    return [
+        _write(tmp_path, "ke_k1", _metrics("zsre", "ke", 0.5, 0.0)),  # not ENN or MEND
+        _write(tmp_path, "mend_eval5", _metrics("zsre", "mend", 0.5, 0.0, n_edits=5)),  # trained with one edit
+        _write(tmp_path, "no_norm", _metrics("zsre", "mend-no_norm", 0.5, 0.0)),  # an ablation
+        _write(tmp_path, "wiki", _metrics("wikitext", "mend", 0.5, 0.1)),  # another task
+        _write(tmp_path, "k10", _metrics5("mend", 10, 0.5, 0.1)),  # not one of the paper's k
+    ]
+
+
+def test_table5_columns():
+    cols = batched.table5_columns()
+    assert len(cols) == 20
+    assert cols[:4] == ["ES k=1 (ours)", "ES k=1 (paper)", "ES k=5 (ours)", "ES k=5 (paper)"]
+    assert cols[10:12] == ["DD k=1 (ours)", "DD k=1 (paper)"]
+    assert cols[-1] == "DD k=125 (paper)"
+    assert [c.removesuffix(" (paper)") for c in cols if c.endswith("(paper)")] == list(paper.TABLE5_COLUMNS)
+
+
+def test_table5_cells(table5_files, table5_others):
+    metrics = tables.load_metrics(table5_files + table5_others)
+    assert sorted(batched.table5_rows(metrics)["path"]) == sorted(map(str, table5_files))
+    df = batched.table5(metrics)
+    assert list(df.index) == ["ENN", "MEND"] and df.index.name == "Editor"
+    assert list(df.columns) == batched.table5_columns()
+    assert df.loc["MEND", "ES k=25 (ours)"] == "0.713"  # 0.7125 -> 3 decimals
+    assert df.loc["MEND", "ES k=25 (paper)"] == "0.89"
+    assert df.loc["MEND", "DD k=25 (ours)"] == "0.011"
+    assert df.loc["MEND", "DD k=25 (paper)"] == "0.011"
+    assert df.loc["MEND", "ES k=1 (ours)"] == "0.950"
+    assert df.loc["MEND", "ES k=5 (ours)"] == "0.900"
+    assert df.loc["MEND", "ES k=125 (ours)"] == tables.MISSING
+    assert df.loc["MEND", "ES k=125 (paper)"] == "0.67"
+    assert df.loc["ENN", "ES k=125 (ours)"] == "0.100"
+    assert df.loc["ENN", "DD k=125 (ours)"] == "0.020"
+    assert df.loc["ENN", "DD k=1 (paper)"] == "<0.001"
+    assert df.loc["ENN", "ES k=5 (ours)"] == tables.MISSING
+
+
+def test_table5_rows_shown(tmp_path, table5_files):
+    only_mend = tables.load_metrics(table5_files[:3])
+    assert list(batched.table5(only_mend).index) == ["MEND"]
+    df = batched.table5(only_mend, include_paper_only=True)
+    assert list(df.index) == ["ENN", "MEND"]
+    assert (df.loc["ENN", [c for c in df.columns if c.endswith("(ours)")]] == tables.MISSING).all()
+    assert df.loc["ENN", "ES k=75 (paper)"] == "0.16"
+
+
+def test_table5_older_files_without_editor_keys(tmp_path):
+    path = _write(tmp_path, "old", _metrics("zsre", "mend", 0.9, 0.0))  # no editor_kind, no train_k
+    assert batched.table5(tables.load_metrics([path])).loc["MEND", "ES k=1 (ours)"] == "0.900"
+
+
+def test_table5_duplicate_cell_is_an_error(tmp_path, table5_files):
+    dup = _write(tmp_path, "mend_k25_again", {**_metrics5("mend", 25, 0.5, 0.0), "editor": "mend-k25b"})
+    with pytest.raises(ValueError, match="same Table 5 cell") as info:
+        batched.table5(tables.load_metrics(table5_files + [dup]))
+    assert "mend/25" in str(info.value)
+    assert "mend_k25_again.json" in str(info.value) and "mend_k25.json" in str(info.value)
+
+
+def test_table5_has_one_model(tmp_path, table5_files):
+    other = _write(tmp_path, "t5_k5", {**_metrics5("enn", 5, 0.5, 0.0), "model": "t5xl"})
+    with pytest.raises(ValueError, match="one model") as info:
+        batched.table5(tables.load_metrics(table5_files + [other]))
+    assert "t5_k5.json" in str(info.value)
+
+
+def test_table5_wrong_dd_kind_is_an_error(tmp_path):
+    path = _write(tmp_path, "ppl", {**_metrics5("mend", 5, 0.5, 0.0), "dd_kind": "ppl"})
+    with pytest.raises(tables.MetricsError, match="Table 5 reports acc drawdown") as info:
+        batched.table5(tables.load_metrics([path]))
+    assert str(path) in str(info.value)
+
+
+def test_table5_caption(table5_files):
+    caption = batched.table5_caption(tables.load_metrics(table5_files), profile="tiny")
+    assert caption.startswith("Table 5 (zsRE/BART-base), k edits at once")
+    assert "profile tiny" in caption
+    assert "trained with k edits per step and evaluated with k edits applied at once" in caption
+    assert "k=1: 375; k=5: 375 (75 batches); k=25: 375 (15 batches); k=125: 375 (3 batches)" in caption
+    assert "averaged over all k edits of each batch" in caption
+    assert "measured after the whole batch of k edits is applied" in caption
+    assert f"Paper values: {paper.CITATION}, Table 5." in caption
+
+
+def test_main_table5(tmp_path, table5_files, table5_others, capsys):
+    out = tmp_path / "figs" / "table5"
+    argv = ["table5", "--metrics", *map(str, table5_files + table5_others), "--out", str(out), "--profile", "tiny"]
+    assert tables.main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split() == [str(out) + s for s in (".md", ".tex", ".csv")]
+    for p in table5_others:
+        assert f"warning: {p} is not a Table 5 result" in captured.err
+    back = pd.read_csv(out.with_suffix(".csv"), index_col=0, dtype=str, keep_default_na=False)
+    assert list(back.columns) == batched.table5_columns()
+    assert back.loc["MEND", "ES k=25 (ours)"] == "0.713"
+    assert back.loc["ENN", "ES k=125 (paper)"] == "0.11"
+    assert "profile tiny" in out.with_suffix(".md").read_text(encoding="utf-8").splitlines()[0]
+    assert r"\label{tab:table5}" in out.with_suffix(".tex").read_text(encoding="utf-8")
+
+
+def test_main_table5_bad_inputs(tmp_path, table5_files, capsys):
+    out = tmp_path / "t5"
+    assert tables.main(["table5", "--metrics", str(tmp_path / "absent.json"), "--out", str(out)]) == 1
+    assert "absent.json" in capsys.readouterr().err
+    dup = _write(tmp_path, "dup", {**_metrics5("enn", 125, 0.5, 0.0), "editor": "enn-big"})
+    assert tables.main(["table5", "--metrics", *map(str, table5_files + [dup]), "--out", str(out)]) == 1
+    assert "error: several metrics files for the same Table 5 cell" in capsys.readouterr().err
+    assert not out.with_suffix(".md").exists()
+
+
+# --------------------------------------------------------------------------------------------------------
+# table6
+# --------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def table6_files(tmp_path: Path) -> list[Path]:
+    files = []
+    for task in ("wikitext", "zsre"):
+        for i, (editor, params) in enumerate(
+            (("mend", 1_190_000), ("mend-no_norm", 1_190_000), ("mend-only_delta", 420_500))
+        ):
+            base = 0.1 if task == "wikitext" else 0.0
+            record = _metrics(task, editor, 0.5 + i / 10 + base, 0.01 * (i + 1), editor_parameters=params, n=60)
+            files.append(_write(tmp_path, f"{task}_{editor}", record))
+    return files
+
+
+def test_table6_parameters_published():
+    assert set(paper.TABLE6_PARAMETERS) == set(paper.TABLE6_EDITORS)
+    assert paper.TABLE6_PARAMETERS["No sharing"] == "O((m+n)²N)"
+    assert paper.TABLE6_PARAMETERS["Only δ"] == "O(n²)"
+    assert paper.TABLE6_PARAMETERS["Only smaller"] == "O(min(m,n)²)"
+    assert paper.TABLE6_PARAMETERS["MEND"] == "O((m+n)²)"
+
+
+def test_table6_columns():
+    cols = ablations.table6_columns()
+    assert cols[:3] == ["Wikitext params (ours)", "zsRE params (ours)", "Editor Parameters (paper)"]
+    assert cols[3:7] == ["Wikitext ES (ours)", "Wikitext ES (paper)", "Wikitext DD (ours)", "Wikitext DD (paper)"]
+    assert cols[-1] == "zsRE DD (paper)" and len(cols) == 11
+
+
+def test_table6_cells(tmp_path, table6_files):
+    others = [
+        _write(tmp_path, "enn", _metrics("zsre", "enn", 0.9, 0.0)),  # not a MEND variant
+        _write(tmp_path, "k5", _metrics("zsre", "mend-k5", 0.9, 0.0, editor_kind="mend", train_k=5, n_edits=5)),
+        _write(tmp_path, "fever", _metrics("fever", "mend", 0.9, 0.0)),  # not a Table 6 task
+    ]
+    metrics = tables.load_metrics(table6_files + others)
+    assert sorted(ablations.table6_rows(metrics)["path"]) == sorted(map(str, table6_files))
+    df = ablations.table6(metrics)
+    assert list(df.index) == ["No norm", "Only δ", "MEND"]  # the paper's order
+    assert list(df.columns) == ablations.table6_columns()
+    assert df.loc["MEND", "Wikitext ES (ours)"] == "0.600"
+    assert df.loc["MEND", "Wikitext ES (paper)"] == "0.86"
+    assert df.loc["MEND", "Wikitext DD (ours)"] == "0.010"
+    assert df.loc["Only δ", "zsRE ES (ours)"] == "0.700"
+    assert df.loc["Only δ", "zsRE DD (ours)"] == "0.030"
+    assert df.loc["Only δ", "zsRE DD (paper)"] == "0.001"
+    assert df.loc["No norm", "Wikitext ES (paper)"] == "0.02"
+    assert df.loc["MEND", "Wikitext params (ours)"] == "1.19M"
+    assert df.loc["Only δ", "zsRE params (ours)"] == "420K"  # 420500 -> 3 significant digits
+    assert df.loc["Only δ", "Editor Parameters (paper)"] == "O(n²)"
+    assert df.loc["MEND", "Editor Parameters (paper)"] == "O((m+n)²)"
+
+
+def test_table6_paper_only_rows_and_missing_parameters(tmp_path):
+    path = _write(tmp_path, "old", _metrics("zsre", "mend-no_sharing", 0.9, 0.0))  # no editor_parameters
+    df = ablations.table6(tables.load_metrics([path]), include_paper_only=True)
+    assert list(df.index) == list(paper.TABLE6_EDITORS)
+    assert df.loc["No sharing", "zsRE ES (ours)"] == "0.900"
+    assert df.loc["No sharing", "zsRE params (ours)"] == tables.MISSING
+    assert df.loc["No sharing", "Wikitext params (ours)"] == tables.MISSING
+    assert df.loc["No sharing", "Editor Parameters (paper)"] == "O((m+n)²N)"
+    assert df.loc["Only smaller", "Editor Parameters (paper)"] == "O(min(m,n)²)"
+    assert df.loc["Only u", "Wikitext DD (paper)"] == "0.559"
+
+
+def test_table6_duplicate_cell_is_an_error(tmp_path, table6_files):
+    dup = _write(tmp_path, "again", _metrics("zsre", "mend-no_norm", 0.5, 0.0))
+    with pytest.raises(ValueError, match="same Table 6 cell: zsre/mend-no_norm") as info:
+        ablations.table6(tables.load_metrics(table6_files + [dup]))
+    assert "again.json" in str(info.value)
+
+
+def test_table6_caption(table6_files):
+    caption = ablations.table6_caption(tables.load_metrics(table6_files), profile="tiny")
+    assert caption.startswith("Table 6 (MEND ablations; Wikitext/distilGPT-2, zsRE/BART-base), one edit at a time")
+    assert "profile tiny" in caption and "n = 60 edits per cell" in caption
+    assert "ppl DD (Wikitext) = perplexity after − before" in caption
+    assert "acc DD (zsRE) = locality accuracy before − after" in caption
+    assert "m, n = input and output width of an edited layer and N = number of edited layers" in caption
+    assert f"Paper values: {paper.CITATION}, Table 6." in caption
+
+
+def test_main_table6(tmp_path, table6_files, capsys):
+    out = tmp_path / "table6"
+    assert tables.main(["table6", "--metrics", *map(str, table6_files), "--out", str(out), "--profile", "tiny"]) == 0
+    assert capsys.readouterr().out.split() == [str(out) + s for s in (".md", ".tex", ".csv")]
+    back = pd.read_csv(out.with_suffix(".csv"), index_col=0, dtype=str, keep_default_na=False)
+    assert list(back.index) == ["No norm", "Only δ", "MEND"]
+    assert back.loc["MEND", "zsRE params (ours)"] == "1.19M"
+    tex = out.with_suffix(".tex").read_text(encoding="utf-8")
+    assert r"Only \ensuremath{\delta}" in tex and r"O((m+n)\ensuremath{^2})" in tex
+    assert tables.main(["table6", "--metrics", str(tmp_path / "absent.json"), "--out", str(out)]) == 1
+    assert "absent.json" in capsys.readouterr().err

@@ -49,36 +49,47 @@ def _job_counts(dry_run_output: str) -> dict[str, int]:
     return counts
 
 
+def _planned_runs(cfg: dict) -> tuple[set, set]:
+    """(evaluation runs, trained editors) that the config's tables need: (task, model, editor id[, k])."""
+    runs = set()
+    for t in cfg["tables"].values():
+        ks = [b["k"] for b in t.get("batches", [{"k": 1}])]
+        for e in t["experiments"]:
+            for ed in t["editors"]:
+                runs |= {(e["task"], e["model"], ed if k == 1 else f"{ed}-k{k}", k) for k in ks}
+
+    def kind(editor_id: str) -> str:
+        entry = cfg["editors"].get(editor_id) or cfg["editors"][editor_id.rsplit("-k", 1)[0]]
+        return entry.get("kind") or cfg["editors"][entry["variant_of"]]["kind"]
+
+    learned = {r[:3] for r in runs if kind(r[2]) in ("mend", "ke", "enn")}
+    return runs, learned
+
+
 @pytest.mark.parametrize("config", ["config/tiny.yaml", "tests/fixtures/micro.yaml"])
 def test_dry_run_plans_the_dag(tmp_path, config):
     out = _snakemake(_workdir(tmp_path, config), "-n", "--cores", "1").stdout
     counts = _job_counts(out)
     cfg = yaml.safe_load((ROOT / config).read_text())
-    runs = {
-        (e["task"], e["model"], ed)
-        for t in ("table3", "table4")
-        for e in cfg["tables"][t]["experiments"]
-        for ed in cfg["tables"][t]["editors"]
-    }
-    learned = {r for r in runs if cfg["editors"][r[2]]["kind"] in ("mend", "ke", "enn")}
-    assert counts["evaluate"] == len(runs) == 3 * 6 + 4 * 4, counts
-    assert counts["train_editor"] == len(learned) == 3 * 3 + 4 * 2, counts
+    runs, learned = _planned_runs(cfg)
+    n_k = len(cfg["tables"]["table5"]["batches"]) - 1  # Table 5's k > 1 columns: ENN and MEND each
+    # Tables 3 and 4; Table 5's k > 1; Table 6's six MEND ablations on two tasks (its MEND row is Table 4's).
+    assert counts["evaluate"] == len(runs) == 3 * 6 + 4 * 4 + 2 * n_k + 6 * 2, counts
+    assert counts["train_editor"] == len(learned) == 3 * 3 + 4 * 2 + 2 * n_k + 6 * 2, counts
     assert counts["pretrain"] == len(cfg["models"]) == 7
     assert counts["table3"] == counts["table4"] == counts["world"] == counts["self_sample"] == 1
+    assert counts["table5"] == counts["table6"] == counts["figure3_memory"] == 1
+    assert counts.get("memory_probe", 0) == len(cfg.get("memory_probe", {}).get("sizes", []))
 
 
 def test_paper_profile_plans_every_table_without_the_network(tmp_path):
     wd = _workdir(tmp_path, "config/paper.yaml")
     counts = _job_counts(_snakemake(wd, "-n", "--cores", "all").stdout)
     cfg = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
-    runs = {
-        (e["task"], e["model"], ed)
-        for t in ("table3", "table4")
-        for e in cfg["tables"][t]["experiments"]
-        for ed in cfg["tables"][t]["editors"]
-    }
-    learned = {r for r in runs if cfg["editors"][r[2]]["kind"] in ("mend", "ke", "enn")}
+    runs, learned = _planned_runs(cfg)
     assert counts["evaluate"] == len(runs) and counts["train_editor"] == len(learned), counts
+    assert counts["table5"] == counts["table6"] == counts["figure3_memory"] == 1
+    assert counts["memory_probe"] == len(cfg["memory_probe"]["sizes"]) == 7
     # Checkpoints are fetched, not pre-trained; data files are fetched, not generated or sampled.
     assert counts["fetch_model"] == len(cfg["models"]) and "pretrain" not in counts and "world" not in counts
     assert "self_sample" not in counts
@@ -161,13 +172,54 @@ def test_micro_dag_end_to_end(tmp_path):
         for label in ("GPT-Neo 2.7B", "GPT-J 6B", "T5-XL", "T5-XXL"):
             assert math.isfinite(float(row[f"{label} ES (ours)"])) and math.isfinite(float(row[f"{label} DD (ours)"]))
     assert rows3["MEND"]["GPT-J 6B ES (paper)"] == "0.88"
+    # Table 5: ENN and MEND trained and evaluated with k edits at once; k = 1 is Table 4's editor.
+    for editor in ("enn", "mend"):
+        train = json.loads((res / f"zsre/bart/{editor}-k5/train.json").read_text())
+        assert train["train_config"]["edits_per_step"] == train["train_k"] == 5
+        metrics = json.loads((res / f"zsre/bart/{editor}-k5/eval_k5/metrics.json").read_text())
+        lines = (res / f"zsre/bart/{editor}-k5/eval_k5/edits.jsonl").read_text().splitlines()
+        assert metrics["n_edits"] == 5 and metrics["n"] == len(lines) == 10
+        assert {json.loads(x)["batch"] for x in lines} == {0, 1}
+    rows5 = {r["Editor"]: r for r in csv.DictReader((fig / "table5.csv").open())}
+    assert set(rows5) == {"ENN", "MEND"}
+    for row in rows5.values():
+        for col in ("ES k=1 (ours)", "ES k=5 (ours)", "DD k=1 (ours)", "DD k=5 (ours)"):
+            assert math.isfinite(float(row[col])), col
+    assert rows5["MEND"]["ES k=1 (ours)"] == rows["MEND"]["zsRE ES (ours)"]
+    assert rows5["MEND"]["ES k=125 (paper)"] == "0.67"
+    # Table 6: the six ablations beside MEND, with the built editor networks' parameter counts.
+    rows6 = {r["Editor"]: r for r in csv.DictReader((fig / "table6.csv").open())}
+    assert list(rows6) == ["No sharing", "No norm", "No ID init", "Only u", "Only δ", "Only smaller", "MEND"]
+    for row in rows6.values():
+        for col in ("Wikitext ES (ours)", "Wikitext DD (ours)", "zsRE ES (ours)", "zsRE DD (ours)"):
+            assert math.isfinite(float(row[col])), col
+    params = {
+        label: json.loads((res / f"zsre/bart/{ed}/eval_k1/metrics.json").read_text())["editor_parameters"]
+        for ed, label in (("mend", "MEND"), ("mend-no_sharing", "No sharing"), ("mend-only_u", "Only u"))
+    }
+    assert params["No sharing"] > params["MEND"] > params["Only u"] > 0
+    # The memory figure (every learned editor of Tables 3 and 4) and the memory probe.
+    for ext in ("png", "pdf", "csv"):
+        assert (fig / f"figure3_memory.{ext}").stat().st_size > 0
+    plotted = list(csv.DictReader((fig / "figure3_memory.csv").open()))
+    assert len(plotted) == 3 * 3 + 4 * 2 and all(float(r["plotted_mb"]) > 0 for r in plotted)
+    for size in ("micro-gpt2", "micro-bert"):
+        probe = json.loads((res / f"memory_probe/{size}.json").read_text())
+        assert set(probe["editors"]) == {"mend", "ke", "enn", "ft"}
+        assert all(math.isfinite(e["peak_mb"]) and e["peak_mb"] > 0 for e in probe["editors"].values())
+    for ext in ("md", "csv", "png", "pdf"):
+        assert (fig / f"memory_probe.{ext}").stat().st_size > 0
+    # The HTML report, written when the run leaves every table and figure in place.
+    report = (fig / "report.html").read_text()
+    assert "table6.csv" in report and "figure3_memory.png" in report
     # A second run has nothing to do; one table's target re-plans only that table.
     assert "Nothing to be done" in _snakemake(wd, "-n", "--cores", "1").stdout
-    (fig / "table4.md").unlink()
-    assert _job_counts(_snakemake(wd, "-n", "--cores", "1", "figures/micro/table4.md").stdout) == {
-        "table4": 1,
-        "total": 1,
-    }
+    for table in ("table4", "table6"):
+        (fig / f"{table}.md").unlink()
+        assert _job_counts(_snakemake(wd, "-n", "--cores", "1", f"figures/micro/{table}.md").stdout) == {
+            table: 1,
+            "total": 1,
+        }
     # Nothing half-written: every temporary file or directory of the atomic writers is gone.
     hidden = [p for p in wd.rglob(".*") if ".snakemake" not in p.parts and p.name != ".snakemake_timestamp"]
     assert not hidden, hidden

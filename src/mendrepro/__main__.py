@@ -3,7 +3,7 @@ import sys
 from mendrepro.report import TABLE_COMMANDS
 
 if len(sys.argv) > 1 and sys.argv[1] in TABLE_COMMANDS:
-    # Tables need only pandas: skip importing torch and the models (seconds per Snakemake job).
+    # Tables and figures need only pandas and matplotlib: skip importing torch and the models (seconds per job).
     from mendrepro.report.tables import main
 else:
     from mendrepro.cli import main

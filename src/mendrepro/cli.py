@@ -32,6 +32,7 @@ from mendrepro.editors.ft import FineTune, FTConfig
 from mendrepro.editors.ke import KEConfig, KnowledgeEditor
 from mendrepro.editors.mend import MEND, MendConfig
 from mendrepro.evaluate import aggregate, evaluate_editor, write_records
+from mendrepro.memory import start_peak_window
 from mendrepro.models import edited_parameter_names, freeze, load_model, save_model
 from mendrepro.pretrain import pretrain
 from mendrepro.pretrained import fetch_source
@@ -132,13 +133,32 @@ def cmd_fetch_model(args) -> None:
     log.info("%s: manifest written to %s", args.name, path)
 
 
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _files(args) -> dict[str, str]:
     return json.loads(args.files)
+
+
+def _editor_keys(exp: Experiment, editor: Editor) -> dict:
+    """What a training summary or metrics file says about its editor: id, kind, trained parameters (the editor
+    network's own, never the frozen base model's), and how many edits it was trained with at once."""
+    return {
+        "task": exp.task,
+        "model": exp.model.name,
+        "editor": exp.editor,
+        "editor_kind": exp.editor_kind,
+        "editor_parameters": sum(p.numel() for p in editor.parameters() if p.requires_grad),
+        "train_k": exp.train.edits_per_step,
+    }
 
 
 def cmd_train(args) -> None:
     exp = Experiment.from_json(args.exp)
     torch.manual_seed(exp.seed)  # the editor's initialisation (MEND's V, KE's heads) follows the config seed
+    # The memory figure plots the peak above what the process held before the model was loaded (imports).
+    baseline_mb = start_peak_window(_device())
     model, tok = load_model(Path(args.model), exp.model.arch)
     freeze(model)
     files = _files(args)
@@ -158,8 +178,8 @@ def cmd_train(args) -> None:
         cfg,
         Path(args.out),
     )
-    summary.update(task=exp.task, model=exp.model.name, editor=exp.editor, profile=exp.profile)
-    summary["editor_parameters"] = sum(p.numel() for p in editor.parameters())
+    summary.update(_editor_keys(exp, editor), profile=exp.profile)
+    summary["memory"]["baseline_mb"] = baseline_mb
     write_json_atomic(args.metrics, summary)
 
 
@@ -185,14 +205,11 @@ def cmd_evaluate(args) -> None:
         threshold = editor.tune([train_task.request(i, trng, n_loc=exp.eval.n_loc, all_equiv=True) for i in idx])
         log.info("cache threshold tuned on %d training edits: %.4f", n_tune, threshold)
     ev = exp.eval
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    records = evaluate_editor(editor, dev_task, ev.n_edits, ev.k, ev.n_loc, ev.seed, device)
+    records = evaluate_editor(editor, dev_task, ev.n_edits, ev.k, ev.n_loc, ev.seed, _device())
     write_records(records, Path(args.records))
     metrics = aggregate(records, exp.model.family)
     metrics.update(
-        task=exp.task,
-        model=exp.model.name,
-        editor=exp.editor,
+        _editor_keys(exp, editor),
         n_edits=ev.k,
         profile=exp.profile,
         fever_flip_rule=exp.task_options.get("fever_flip_rule", "always"),
@@ -205,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TABLE_COMMANDS:
         return tables.main(argv)
+    if argv and argv[0] == "memory-probe":
+        from mendrepro.probe import main as probe_main
+
+        _setup(None)
+        return probe_main(argv[1:])
     p = argparse.ArgumentParser(prog="mendrepro", description=__doc__)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     sub = p.add_subparsers(dest="command", required=True)

@@ -154,7 +154,8 @@ def _gpt2(spec: ModelSpec, tok: PreTrainedTokenizerFast) -> nn.Module:
 
 
 def _gptneo(spec: ModelSpec, tok: PreTrainedTokenizerFast) -> nn.Module:
-    # Alternating global and local attention layers, as GPT-Neo 2.7B.
+    # Alternating global and local attention layers, as GPT-Neo 2.7B; its local window (256 there) may be given
+    # as ``extra: {window_size: N}``, else a quarter of the context.
     pattern = [[["global", "local"], spec.n_layers // 2]] + ([[["global"], 1]] if spec.n_layers % 2 else [])
     return GPTNeoForCausalLM(
         GPTNeoConfig(
@@ -165,7 +166,7 @@ def _gptneo(spec: ModelSpec, tok: PreTrainedTokenizerFast) -> nn.Module:
             attention_types=pattern,
             num_heads=spec.n_heads,
             intermediate_size=spec.d_ffn,
-            window_size=max(spec.max_len // 4, 1),
+            window_size=int(spec.extra.get("window_size", max(spec.max_len // 4, 1))),
             bos_token_id=tok.bos_token_id,
             eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,

@@ -28,7 +28,9 @@ def rule_resource(rule, key):
 
     def value(wildcards):
         spec = config.get("resources", {}).get(rule, {})
-        per_model = spec.get("models", {}).get(getattr(wildcards, "model", ""), {})
+        # Per model (training, evaluation) or per probed size (memory_probe).
+        key_name = getattr(wildcards, "model", None) or getattr(wildcards, "size", "")
+        per_model = spec.get("models", {}).get(key_name, {})
         return per_model.get(key, spec.get(key, RESOURCE_DEFAULTS[key]))
 
     return value
@@ -82,10 +84,48 @@ def model_input(wildcards):
     return model_dir(wildcards.model)
 
 
+BATCHED = re.compile(r"(?P<base>.+)-k(?P<k>\d+)")
+
+
+def table5_batches():
+    """k -> the training overrides of Table 5's editors trained with k edits per step (k > 1)."""
+    t = config["tables"].get("table5", {})
+    return {b["k"]: b.get("train", {}) for b in t.get("batches", []) if b["k"] > 1}
+
+
 def editor_entry(name):
-    if name not in config["editors"]:
-        raise ValueError(f"editor '{name}' is not in config['editors'] ({sorted(config['editors'])})")
-    return config["editors"][name]
+    """The resolved config entry of editor ``name``: a configured editor, a `variant_of` one (its base entry with
+    the variant's options on top: the Table 6 ablations), or ``<editor>-k<k>``, a Table 5 editor trained and
+    evaluated with k edits at once."""
+    editors = config["editors"]
+    if name in editors:
+        e = dict(editors[name])
+        base = e.pop("variant_of", None)
+        if base is None:
+            return e
+        if base not in editors or "variant_of" in editors[base]:
+            raise ValueError(f"editor '{name}': variant_of '{base}' must name a configured, non-variant editor")
+        b = editor_entry(base)
+        return {**b, **{k: v for k, v in e.items() if k != "options"}, "options": {**b.get("options", {}), **e.get("options", {})}}
+    m = BATCHED.fullmatch(name)
+    t5 = config["tables"].get("table5", {})
+    if m and m["base"] in t5.get("editors", []) and int(m["k"]) in table5_batches():
+        k = int(m["k"])
+        b = editor_entry(m["base"])
+        return {
+            **b,
+            "eval": {**b.get("eval", {}), "k": k, "n_edits": t5.get("n_edits", config["eval"]["n_edits"])},
+            "batch_train": {"edits_per_step": k, **table5_batches()[k]},
+        }
+    raise ValueError(
+        f"editor '{name}' is not in config['editors'] ({sorted(editors)}) nor a Table 5 batched editor "
+        f"(<editor>-k<k> for tables.table5 editors and batches)"
+    )
+
+
+def editor_dir(editor, k):
+    """The editor id of ``editor`` in Table 5's column k: itself at k = 1, else its k-edit version."""
+    return editor if k == 1 else f"{editor}-k{k}"
 
 
 def is_learned(editor):
@@ -114,8 +154,12 @@ def experiment(task, model, editor=""):
         exp.update(editor=editor, editor_kind=e["kind"], editor_options=options)
         exp["train"].update(e.get("train", {}))
         exp["eval"].update(e.get("eval", {}))
-    # A model's own training budget (e.g. fewer steps for the larger stand-ins) is the most specific setting.
+    # A model's own training budget (e.g. fewer steps for the larger stand-ins) overrides the editor's, except
+    # an editor's budget for that one model (per_model) and a Table 5 editor's k-edit budget.
     exp["train"].update(m.get("train", {}))
+    if editor:
+        exp["train"].update(e.get("per_model", {}).get(model, {}).get("train", {}))
+        exp["train"].update(e.get("batch_train", {}))
     return exp
 
 
@@ -146,18 +190,25 @@ def ckpt_arg(wildcards, input):
     return f"--ckpt {input.ckpt}" if input.ckpt else ""
 
 
-TABLES = ("table3", "table4")
+TABLES = ("table3", "table4", "table5", "table6")
+
+
+def metrics_path(task, model, editor, k=1):
+    return f"{RES}/{task}/{model}/{editor}/eval_k{k}/metrics.json"
 
 
 def table_metrics(table):
-    """The single-edit metrics files one table is rendered from (its experiments x its editors)."""
+    """The metrics files one table is rendered from: its experiments x its editors, one edit at a time; for
+    Table 5, x its batch sizes k, each k's editors trained and evaluated with k edits at once."""
     t = config["tables"][table]
     for e in t["experiments"]:
         experiment(e["task"], e["model"])  # fails at DAG start on a model configured for another task
+    ks = [b["k"] for b in t.get("batches", [{"k": 1}])]
     return [
-        f"{RES}/{e['task']}/{e['model']}/{ed}/eval_k1/metrics.json"
+        metrics_path(e["task"], e["model"], editor_dir(ed, k), k)
         for e in t["experiments"]
         for ed in t["editors"]
+        for k in ks
     ]
 
 
@@ -165,5 +216,32 @@ def table_outputs(table):
     return [f"{FIG}/{table}.{ext}" for ext in ("md", "tex", "csv")]
 
 
+def memory_train_metrics():
+    """The training summaries of the memory figure: every learned editor of Tables 3 and 4 (one edit per step)."""
+    seen = []
+    for table in ("table3", "table4"):
+        t = config["tables"].get(table, {})
+        for e in t.get("experiments", []):
+            for ed in t.get("editors", []):
+                path = f"{RES}/{e['task']}/{e['model']}/{ed}/train.json"
+                if is_learned(ed) and path not in seen:
+                    seen.append(path)
+    return seen
+
+
+PROBE = config.get("memory_probe", {})
+PROBE_SIZES = PROBE.get("sizes", [])
+
+
+def figure_outputs():
+    out = []
+    if memory_train_metrics():
+        out += [f"{FIG}/figure3_memory.{ext}" for ext in ("png", "pdf", "csv")]
+    if PROBE_SIZES:
+        out += [f"{FIG}/memory_probe.{ext}" for ext in ("md", "csv", "png", "pdf")]
+    return out
+
+
 def all_targets():
-    return [path for table in TABLES if table in config["tables"] for path in table_outputs(table)]
+    tables = [path for table in TABLES if table in config["tables"] for path in table_outputs(table)]
+    return tables + figure_outputs()

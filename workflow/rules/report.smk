@@ -1,5 +1,14 @@
-# Tables rendered from the raw metrics files, with the paper's published numbers beside ours.
+# Tables and figures rendered from the raw outputs, with the paper's published numbers beside ours; each is also a
+# `report()` item of `snakemake --report figures/<profile>/report.html`, captioned by workflow/report/<name>.rst.
+# Rendering needs no GPU: these rules call the environment's python directly, whatever the launcher.
 
+REPORT_CMD = f"{PY} -m mendrepro"
+TABLE_CATEGORY = {
+    "table3": "Table 3: large models",
+    "table4": "Table 4: small models",
+    "table5": "Table 5: batched edits",
+    "table6": "Table 6: MEND ablations",
+}
 
 for _table in TABLES:
     if _table not in config["tables"]:
@@ -13,7 +22,13 @@ for _table in TABLES:
         output:
             md=f"{FIG}/{_table}.md",
             tex=f"{FIG}/{_table}.tex",
-            csv=f"{FIG}/{_table}.csv",
+            csv=report(
+                f"{FIG}/{_table}.csv",
+                caption=f"../report/{_table}.rst",
+                category="Tables",
+                subcategory=TABLE_CATEGORY[_table],
+                labels={"table": _table, "format": "csv"},
+            ),
         params:
             table=_table,
         log:
@@ -21,4 +36,80 @@ for _table in TABLES:
         conda:
             "../../envs/mendrepro.yaml"
         shell:
-            "{LAUNCH} {params.table} --metrics {input} --out {FIG}/{params.table} --profile {PROFILE} > {log} 2>&1"
+            "{REPORT_CMD} {params.table} --metrics {input} --out {FIG}/{params.table} --profile {PROFILE} > {log} 2>&1"
+
+
+if memory_train_metrics():
+
+    rule figure3_memory:
+        input:
+            memory_train_metrics(),
+        output:
+            png=report(
+                f"{FIG}/figure3_memory.png",
+                caption="../report/figure3_memory.rst",
+                category="Figures",
+                labels={"figure": "memory during editor training"},
+            ),
+            pdf=f"{FIG}/figure3_memory.pdf",
+            csv=f"{FIG}/figure3_memory.csv",
+        log:
+            f"{RES}/logs/figure3_memory.log",
+        conda:
+            "../../envs/mendrepro.yaml"
+        shell:
+            "{REPORT_CMD} figure3-memory --train-metrics {input} --out {FIG}/figure3_memory "
+            "--profile {PROFILE} > {log} 2>&1"
+
+
+# The memory probe: one editor training step of each editor on a randomly initialised model of a real paper size
+# (no download), so the paper's memory comparison is re-measured at true scale (the GPU sizes where CUDA is).
+rule memory_probe:
+    output:
+        f"{RES}/memory_probe/{{size}}.json",
+    wildcard_constraints:
+        size=one_of(PROBE_SIZES),
+    params:
+        editors=",".join(PROBE.get("editors", ["mend", "ke", "enn", "ft"])),
+    threads: 1
+    resources:
+        gpu=rule_resource("memory_probe", "gpu"),
+        mem_mb=rule_resource("memory_probe", "mem_mb"),
+        runtime=rule_resource("memory_probe", "runtime"),
+    log:
+        f"{RES}/logs/memory_probe/{{size}}.log",
+    benchmark:
+        f"{RES}/benchmarks/memory_probe/{{size}}.tsv"
+    conda:
+        "../../envs/mendrepro.yaml"
+    shell:
+        "{PY} -m mendrepro memory-probe --threads {threads} --size {wildcards.size} --editors {params.editors} "
+        "--out {output} > {log} 2>&1"
+
+
+if PROBE_SIZES:
+
+    rule memory_probe_report:
+        input:
+            [f"{RES}/memory_probe/{size}.json" for size in PROBE_SIZES],
+        output:
+            md=f"{FIG}/memory_probe.md",
+            csv=report(
+                f"{FIG}/memory_probe.csv",
+                caption="../report/memory_probe.rst",
+                category="Figures",
+                labels={"figure": "memory probe at paper sizes", "format": "csv"},
+            ),
+            png=report(
+                f"{FIG}/memory_probe.png",
+                caption="../report/memory_probe.rst",
+                category="Figures",
+                labels={"figure": "memory probe at paper sizes", "format": "png"},
+            ),
+            pdf=f"{FIG}/memory_probe.pdf",
+        log:
+            f"{RES}/logs/memory_probe_report.log",
+        conda:
+            "../../envs/mendrepro.yaml"
+        shell:
+            "{REPORT_CMD} memory-probe-report --probe {input} --out {FIG}/memory_probe --profile {PROFILE} > {log} 2>&1"

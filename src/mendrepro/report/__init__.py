@@ -1,4 +1,5 @@
 """Tables and figures rendered from the raw outputs, and the paper's published numbers."""
 
-# The table commands of `python -m mendrepro` (rendered by mendrepro.report.tables, which needs only pandas).
-TABLE_COMMANDS = ("table3", "table4")
+# The report commands of `python -m mendrepro`: tables and figures, all dispatched by mendrepro.report.tables.main
+# and rendered with pandas (and matplotlib/seaborn for figures) only, never torch.
+TABLE_COMMANDS = ("table3", "table4", "table5", "table6", "figure3-memory", "memory-probe-report")

@@ -104,6 +104,19 @@ _TABLE6_ROWS: Final = {
     "Only smaller": ("0.80", "0.593", "0.98", "0.002"),
     "MEND": ("0.86", "0.225", ">0.99", "0.001"),
 }
+# Table 6's "Editor Parameters" column: not counts but the order of the editor network's parameter count, as
+# printed in the paper's Table 6. m and n are the input and output width of an edited layer (the sizes of its
+# input u and of the gradient δ at its output; ∇W = δuᵀ), N the number of edited layers. Without sharing every
+# edited layer has its own network; "Only u" / "Only δ" transform only u / only δ, "Only smaller" the smaller one.
+TABLE6_PARAMETERS: Final[dict[str, str]] = {
+    "No sharing": "O((m+n)²N)",
+    "No norm": "O((m+n)²)",
+    "No ID init": "O((m+n)²)",
+    "Only u": "O(m²)",
+    "Only δ": "O(n²)",
+    "Only smaller": "O(min(m,n)²)",
+    "MEND": "O((m+n)²)",
+}
 
 
 def _keyed(rows: dict[str, tuple[str, ...]], columns: tuple[str, ...]) -> dict[Key, str]:

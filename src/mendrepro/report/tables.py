@@ -2,16 +2,20 @@
 
 Each evaluation run writes one metrics JSON object, e.g.::
 
-    {"task": "zsre", "model": "bart", "editor": "mend", "n_edits": 1, "n": 100,
-     "es": 0.93, "dd": 0.004, "dd_kind": "acc", "loc_before": 0.97, "loc_after": 0.966, "profile": "tiny"}
+    {"task": "zsre", "model": "bart", "editor": "mend", "editor_kind": "mend", "editor_parameters": 1190000,
+     "train_k": 1, "n_edits": 1, "n": 100, "es": 0.93, "dd": 0.004, "dd_kind": "acc", "loc_before": 0.97,
+     "loc_after": 0.966, "profile": "tiny"}
 
 Tables are aggregations of these files only. Each table is written as Markdown, LaTeX and CSV
-(:func:`write_table`). Command line, as a Snakemake rule calls it::
+(:func:`write_table`). This module holds what every report shares (loading, formatting, atomic writing, the
+command line) and Tables 3 and 4; Table 5 is :mod:`mendrepro.report.batched`, Table 6
+:mod:`mendrepro.report.ablations`, the memory figure and the memory-probe table :mod:`mendrepro.report.figures`.
+Command line, as a Snakemake rule calls it::
 
-    python -m mendrepro.report.tables table4 --metrics a.json b.json ... \\
-        --out figures/tiny/table4 --profile tiny
+    python -m mendrepro table4 --metrics a.json b.json ... --out figures/tiny/table4 --profile tiny
 
-and likewise ``table3`` (large models: GPT-Neo, GPT-J on Wikitext; T5-XL, T5-XXL on zsRE).
+and likewise ``table3`` (large models: GPT-Neo, GPT-J on Wikitext; T5-XL, T5-XXL on zsRE), ``table5``,
+``table6``, ``figure3-memory`` and ``memory-probe-report`` (see ``--help``).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -57,6 +61,11 @@ TABLE4_MODEL_LABELS: dict[str, str] = {"fever": "BERT-base", "zsre": "BART-base"
 TABLE4_DD_KINDS: dict[str, str] = {"fever": "acc", "zsre": "acc", "wikitext": "ppl"}
 DEFAULT_FEVER_FLIP_RULE = "always flip"
 MISSING = "—"
+# What our tables add to the caption when the results come from the tiny profile.
+TINY_NOTE = (
+    " The tiny profile uses small models of the same classes on a synthetic world, so our numbers are not"
+    " expected to equal the paper's."
+)
 
 
 class MetricsError(ValueError):
@@ -66,11 +75,14 @@ class MetricsError(ValueError):
 # ----------------------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------------------
-def _read_one(path: Path) -> dict:
+def read_json_object(path: Path, what: str = "metrics", rule: str = "the evaluation rule") -> dict:
+    """The JSON object in ``path``; FileNotFoundError or :class:`MetricsError` naming the file otherwise.
+
+    ``what`` names the kind of file and ``rule`` what writes it, for the messages.
+    """
     if not path.is_file():
         raise FileNotFoundError(
-            f"metrics file not found: {path} (it is written by the evaluation rule; "
-            f"`snakemake --cores all {path}` makes it)"
+            f"{what} file not found: {path} (it is written by {rule}; `snakemake --cores all {path}` makes it)"
         )
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -78,6 +90,42 @@ def _read_one(path: Path) -> dict:
         raise MetricsError(f"{path}: not valid JSON ({e})") from e
     if not isinstance(record, dict):
         raise MetricsError(f"{path}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def infer_editor_kind(editor: str) -> str:
+    """The kind of an editor id: the part before the first ``-`` (``"mend-k5"`` -> ``"mend"``)."""
+    return editor.split("-", 1)[0]
+
+
+def is_number(value: object) -> bool:
+    """True for an int or float (a bool is not a number here)."""
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+def check_editor_keys(path: Path, record: dict) -> None:
+    """Validate the optional editor keys of a metrics or training-summary record and fill in their defaults.
+
+    ``editor_kind`` defaults to the editor id's prefix (older files lack it), ``train_k`` (edits per training
+    step) to 1; ``editor_parameters`` stays missing (None) when absent.
+    """
+    kind = record.get("editor_kind")
+    if kind is None:
+        record["editor_kind"] = infer_editor_kind(record["editor"])
+    elif not isinstance(kind, str) or not kind:
+        raise MetricsError(f"{path}: key 'editor_kind' must be a non-empty string, got {kind!r}")
+    train_k = record.get("train_k")
+    if train_k is None:
+        record["train_k"] = 1
+    elif not is_number(train_k) or train_k != int(train_k) or train_k < 1:
+        raise MetricsError(f"{path}: key 'train_k' must be a positive integer, got {train_k!r}")
+    params = record.get("editor_parameters")
+    if params is not None and (not is_number(params) or params != int(params) or params < 0):
+        raise MetricsError(f"{path}: key 'editor_parameters' must be a non-negative integer, got {params!r}")
+
+
+def _read_one(path: Path) -> dict:
+    record = read_json_object(path)
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
         raise MetricsError(f"{path}: missing required key(s) {missing}; required: {list(REQUIRED_KEYS)}")
@@ -86,13 +134,14 @@ def _read_one(path: Path) -> dict:
             raise MetricsError(f"{path}: key {k!r} must be a non-empty string, got {record[k]!r}")
     for k in _NUMBER_KEYS:
         v = record[k]
-        if isinstance(v, bool) or not isinstance(v, int | float):
+        if not is_number(v):
             raise MetricsError(f"{path}: key {k!r} must be a number, got {v!r}")
     for k in ("n_edits", "n"):
         if record[k] != int(record[k]) or record[k] < 0:
             raise MetricsError(f"{path}: key {k!r} must be a non-negative integer, got {record[k]!r}")
     if record["dd_kind"] not in DD_KINDS:
         raise MetricsError(f"{path}: key 'dd_kind' must be one of {list(DD_KINDS)}, got {record['dd_kind']!r}")
+    check_editor_keys(path, record)
     return record
 
 
@@ -100,7 +149,8 @@ def load_metrics(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     """One row per metrics JSON file, with its keys as columns and its file in column ``path``.
 
     Raises FileNotFoundError for a missing file and :class:`MetricsError` for a file that is not a JSON object
-    with the required keys (:data:`REQUIRED_KEYS`) and value types; both messages name the file.
+    with the required keys (:data:`REQUIRED_KEYS`) and value types; both messages name the file. Columns
+    ``editor_kind`` and ``train_k`` are always there (inferred for older files: :func:`check_editor_keys`).
     """
     records = []
     for p in paths:
@@ -110,8 +160,14 @@ def load_metrics(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
         records.append(record)
     df = pd.DataFrame.from_records(records)
     if df.empty:
-        df = pd.DataFrame(columns=[*REQUIRED_KEYS, "path"])
+        df = pd.DataFrame(columns=[*REQUIRED_KEYS, "editor_kind", "train_k", "path"])
     return df
+
+
+def warn_ignored(paths: Iterable[str], why: str) -> None:
+    """Warn on stderr, one line per input file that a report does not use, saying why."""
+    for p in sorted(set(paths)):
+        print(f"warning: {p} {why}; ignored", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -128,24 +184,38 @@ def format_ours(value: float | None) -> str:
     return "0.000" if text == "-0.000" else text
 
 
+def format_parameters(count: float | None) -> str:
+    """A parameter count to 3 significant digits with a K/M/B suffix (1190000 -> ``"1.19M"``); None -> ``"—"``."""
+    if count is None or (isinstance(count, float) and math.isnan(count)):
+        return MISSING
+    count = int(count)
+    if count < 1000:
+        return str(count)
+    rounded = float(f"{count:.3g}")
+    for suffix, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if rounded >= scale:
+            return f"{rounded / scale:.3g}{suffix}"
+    raise AssertionError(count)  # pragma: no cover - count >= 1000 above
+
+
 def editor_label(editor: str) -> str:
     """The paper's row label for one of our editor ids (unknown ids are shown as they are)."""
     return EDITOR_LABELS.get(editor, editor)
 
 
-def _editor_order(editor: str) -> tuple[int, str]:
-    order = list(EDITOR_LABELS)
-    return (order.index(editor) if editor in order else len(order), editor)
+def editor_order(editor: str, order: Sequence[str] = tuple(EDITOR_LABELS)) -> tuple[int, str]:
+    """Sort key: the position of ``editor`` in ``order``, unknown editors after them by name."""
+    return (list(order).index(editor) if editor in order else len(order), editor)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# One-edit tables (Tables 3 and 4): one column group per (task, model), ES and DD, ours beside the paper's
+# One-edit tables (Tables 3, 4 and 6): one column group per (task, model), ES and DD, ours beside the paper's
 # ----------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _Group:
+class Group:
     """One column group of a one-edit table: the results of ``model`` edited on ``task``."""
 
-    key: str  # names the cell in error messages: the task (Table 4) or our model id (Table 3)
+    key: str  # names the cell in error messages: the task (Tables 4, 6) or our model id (Table 3)
     label: str  # the paper's column label, e.g. "zsRE" or "GPT-J 6B"
     task: str
     model: str
@@ -154,31 +224,38 @@ class _Group:
 
 
 @dataclass(frozen=True)
-class _OneEditTable:
+class OneEditTable:
+    """A table of one-edit results: editors (rows) x column groups, each with ES and DD."""
+
     number: int
-    groups: tuple[_Group, ...]
+    groups: tuple[Group, ...]
     editors: tuple[str, ...]  # the paper's row labels, in its order
     published: Mapping[tuple[str, str], str]  # the paper's values, keyed (row label, "<group label> <ES|DD>")
+    labels: Mapping[str, str] = field(default_factory=lambda: EDITOR_LABELS)  # our editor id -> row label
+    beyond: bool = True  # also show our editors that are not among the paper's rows (else ignore them)
 
 
-_TABLE3 = _OneEditTable(
+def task_groups(tasks: Sequence[str]) -> tuple[Group, ...]:
+    """Column groups of the small-model tables: each task on its Table 4 model."""
+    return tuple(
+        Group(t, paper.TABLE4_TASK_LABELS[t], t, TABLE4_MODELS[t], TABLE4_DD_KINDS[t], TABLE4_MODEL_LABELS[t])
+        for t in tasks
+    )
+
+
+_TABLE3 = OneEditTable(
     number=3,
-    groups=tuple(_Group(m, label, TABLE3_TASKS[m], m, TABLE3_DD_KINDS[m], label) for m, label in TABLE3_MODELS.items()),
+    groups=tuple(Group(m, label, TABLE3_TASKS[m], m, TABLE3_DD_KINDS[m], label) for m, label in TABLE3_MODELS.items()),
     editors=paper.TABLE3_EDITORS,
     published=paper.TABLE3,
 )
-_TABLE4 = _OneEditTable(
-    number=4,
-    groups=tuple(
-        _Group(t, paper.TABLE4_TASK_LABELS[t], t, TABLE4_MODELS[t], TABLE4_DD_KINDS[t], TABLE4_MODEL_LABELS[t])
-        for t in paper.TABLE4_TASKS
-    ),
-    editors=paper.TABLE4_EDITORS,
-    published=paper.TABLE4,
+_TABLE4 = OneEditTable(
+    number=4, groups=task_groups(paper.TABLE4_TASKS), editors=paper.TABLE4_EDITORS, published=paper.TABLE4
 )
 
 
-def _columns(spec: _OneEditTable) -> list[str]:
+def one_edit_columns(spec: OneEditTable) -> list[str]:
+    """The ES/DD columns of a one-edit table, e.g. ``"zsRE ES (ours)"``, ``"zsRE ES (paper)"``, in order."""
     cols = []
     for group in spec.groups:
         for metric in ("ES", "DD"):
@@ -186,56 +263,91 @@ def _columns(spec: _OneEditTable) -> list[str]:
     return cols
 
 
-def _group_keys(spec: _OneEditTable, metrics: pd.DataFrame) -> pd.Series:
-    """The column group of each metrics row (None for a row that is not in the table), same index."""
+def column_or(metrics: pd.DataFrame, name: str, default: object) -> pd.Series:
+    """Column ``name`` of ``metrics``, or ``default`` in every row where the frame has no such column."""
+    if name in metrics:
+        return metrics[name]
+    return pd.Series([default] * len(metrics), index=metrics.index, dtype=object)
+
+
+def _group_keys(spec: OneEditTable, metrics: pd.DataFrame) -> pd.Series:
+    """The column group of each metrics row (None for a row that is not in the table), same index.
+
+    A row is in the table when its (task, model) is one of the groups', it applied one edit, its editor was
+    trained with one edit per step, and (unless ``spec.beyond``) its editor is one of the table's rows.
+    """
     by_pair = {(g.task, g.model): g.key for g in spec.groups}
     keys = [
-        by_pair.get((task, model)) if n_edits == 1 else None
-        for task, model, n_edits in zip(metrics["task"], metrics["model"], metrics["n_edits"], strict=True)
+        by_pair.get((task, model)) if n_edits == 1 and train_k == 1 and (spec.beyond or editor in spec.labels) else None
+        for task, model, n_edits, train_k, editor in zip(
+            metrics["task"],
+            metrics["model"],
+            metrics["n_edits"],
+            column_or(metrics, "train_k", 1),
+            metrics["editor"],
+            strict=True,
+        )
     ]
     return pd.Series(keys, index=metrics.index, dtype=object)
 
 
-def _rows(spec: _OneEditTable, metrics: pd.DataFrame) -> pd.DataFrame:
+def raise_on_duplicates(cells: pd.DataFrame, keys: Sequence[str], what: str) -> None:
+    """ValueError ``"several <what>: <key>/<key>: [paths]"`` when rows of ``cells`` share the values of ``keys``."""
+    dup = cells[cells.duplicated(list(keys), keep=False)]
+    if not dup.empty:
+        groups = dup.groupby(list(keys))["path"].apply(list).to_dict()
+        detail = "; ".join(
+            f"{'/'.join(map(str, k if isinstance(k, tuple) else (k,)))}: {ps}" for k, ps in groups.items()
+        )
+        raise ValueError(f"several {what}: {detail}")
+
+
+def one_edit_rows(spec: OneEditTable, metrics: pd.DataFrame) -> pd.DataFrame:
+    """The metrics rows that belong in a one-edit table (see :func:`_group_keys`), with their group in ``group``.
+
+    Raises ValueError when two files give the same cell, or a group reports the wrong kind of drawdown.
+    """
     if metrics.empty:
-        return metrics
+        return metrics.assign(group=pd.Series([], dtype=object))
     keys = _group_keys(spec, metrics)
-    in_table = keys.notna()
-    rows, keys = metrics[in_table], keys[in_table]
+    rows = metrics[keys.notna()].assign(group=keys[keys.notna()])
     want_kind = {g.key: g.dd_kind for g in spec.groups}
-    for (_, r), key in zip(rows.iterrows(), keys, strict=True):
-        want = want_kind[key]
+    for _, r in rows.iterrows():
+        want = want_kind[r["group"]]
         if r["dd_kind"] != want:
             raise MetricsError(
-                f"{r['path']}: Table {spec.number} reports {want} drawdown for {key}, got {r['dd_kind']!r}"
+                f"{r['path']}: Table {spec.number} reports {want} drawdown for {r['group']}, got {r['dd_kind']!r}"
             )
-    cells = pd.DataFrame({"group": keys, "editor": rows["editor"], "path": rows["path"]})
-    dup = cells[cells.duplicated(["group", "editor"], keep=False)]
-    if not dup.empty:
-        groups = dup.groupby(["group", "editor"])["path"].apply(list).to_dict()
-        detail = "; ".join(f"{k}/{e}: {ps}" for (k, e), ps in groups.items())
-        raise ValueError(f"several metrics files for the same Table {spec.number} cell: {detail}")
+    raise_on_duplicates(rows, ["group", "editor"], f"metrics files for the same Table {spec.number} cell")
     return rows
 
 
-def _table(spec: _OneEditTable, metrics: pd.DataFrame, include_paper_only: bool) -> pd.DataFrame:
-    rows = _rows(spec, metrics)
-    keys = _group_keys(spec, rows) if not rows.empty else pd.Series([], dtype=object)
-    ours: dict[tuple[str, str], dict[str, float]] = {}
-    for (_, r), key in zip(rows.iterrows(), keys, strict=True):
-        ours[(r["editor"], key)] = {"ES": float(r["es"]), "DD": float(r["dd"])}
-
-    label_to_id = {editor_label(e): e for e in EDITOR_LABELS}
-    editor_ids = sorted({e for e, _ in ours}, key=_editor_order)
-    lines: list[tuple[str, str | None]] = []  # (row label, our editor id or None)
+def one_edit_lines(
+    spec: OneEditTable, editor_ids: Iterable[str], include_paper_only: bool
+) -> list[tuple[str, str | None]]:
+    """The rows of a table as (row label, our editor id or None): the paper's rows in its order (those we ran, or
+    all with ``include_paper_only``), then our editors beyond them."""
+    label_to_id = {label: eid for eid, label in spec.labels.items()}
+    ours = sorted(set(editor_ids), key=lambda e: editor_order(e, tuple(spec.labels)))
+    lines: list[tuple[str, str | None]] = []
     for label in spec.editors:
         eid = label_to_id.get(label, label.lower())
-        if eid in editor_ids or include_paper_only:
-            lines.append((label, eid if eid in editor_ids else None))
-    for eid in editor_ids:
-        if editor_label(eid) not in spec.editors:
-            lines.append((f"{editor_label(eid)} (beyond Table {spec.number})", eid))
+        if eid in ours or include_paper_only:
+            lines.append((label, eid if eid in ours else None))
+    for eid in ours:
+        if spec.labels.get(eid, eid) not in spec.editors:
+            lines.append((f"{spec.labels.get(eid, eid)} (beyond Table {spec.number})", eid))
+    return lines
 
+
+def one_edit_table(spec: OneEditTable, metrics: pd.DataFrame, include_paper_only: bool) -> pd.DataFrame:
+    """The ES/DD table of :func:`one_edit_columns`, rows as :func:`one_edit_lines`, index named ``"Editor"``."""
+    rows = one_edit_rows(spec, metrics)
+    ours: dict[tuple[str, str], dict[str, float]] = {}
+    for _, r in rows.iterrows():
+        ours[(r["editor"], r["group"])] = {"ES": float(r["es"]), "DD": float(r["dd"])}
+
+    lines = one_edit_lines(spec, (e for e, _ in ours), include_paper_only)
     data = []
     for label, eid in lines:
         cells = []
@@ -245,10 +357,12 @@ def _table(spec: _OneEditTable, metrics: pd.DataFrame, include_paper_only: bool)
                 published = spec.published.get((label, f"{group.label} {metric}"))
                 cells += [format_ours(value), published if published is not None else MISSING]
         data.append(cells)
-    return pd.DataFrame(data, index=pd.Index([label for label, _ in lines], name="Editor"), columns=_columns(spec))
+    index = pd.Index([label for label, _ in lines], name="Editor")
+    return pd.DataFrame(data, index=index, columns=one_edit_columns(spec))
 
 
-def _describe_n(values: Sequence[int]) -> str:
+def describe_n(values: Sequence[int]) -> str:
+    """``"n = 100 edits per cell"`` (or a range) for the ``n`` of the cells shown."""
     values = sorted(set(int(v) for v in values))
     if not values:
         return "no edits evaluated"
@@ -257,7 +371,7 @@ def _describe_n(values: Sequence[int]) -> str:
     return f"n = {values[0]}–{values[-1]} edits per cell"
 
 
-def _caption_profile(metrics: pd.DataFrame, profile: str | None) -> str:
+def caption_profile(metrics: pd.DataFrame, profile: str | None) -> str:
     """``profile`` if given, else the profiles named in the metrics, else ``"unknown"``."""
     if profile is not None:
         return profile
@@ -265,11 +379,14 @@ def _caption_profile(metrics: pd.DataFrame, profile: str | None) -> str:
     return ", ".join(profiles) if profiles else "unknown"
 
 
-def _caption_models(spec: _OneEditTable) -> str:
+def caption_models(spec: OneEditTable) -> str:
+    """``"FEVER/BERT-base, zsRE/BART-base, ..."``: the (task, model) of each column group."""
     return ", ".join(f"{paper.TABLE4_TASK_LABELS[g.task]}/{g.model_label}" for g in spec.groups)
 
 
-_PPL_DD = "perplexity after − before, perplexity = exp(token-weighted mean NLL over all locality tokens)"
+PPL_DD = "perplexity after − before, perplexity = exp(token-weighted mean NLL over all locality tokens)"
+ES_DEFINITION = "ES = edit success on equivalence examples (mean over edits)."
+PAPER_ONLY = f"{MISSING} = not run."
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -277,7 +394,7 @@ _PPL_DD = "perplexity after − before, perplexity = exp(token-weighted mean NLL
 # ----------------------------------------------------------------------------------------------------------
 def table3_columns() -> list[str]:
     """Column names of :func:`table3`, e.g. ``"GPT-Neo 2.7B ES (ours)"``, in order."""
-    return _columns(_TABLE3)
+    return one_edit_columns(_TABLE3)
 
 
 def table3_rows(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -285,7 +402,7 @@ def table3_rows(metrics: pd.DataFrame) -> pd.DataFrame:
 
     Raises ValueError when two files give the same cell, or a model reports the wrong kind of drawdown.
     """
-    return _rows(_TABLE3, metrics)
+    return one_edit_rows(_TABLE3, metrics)
 
 
 def table3(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.DataFrame:
@@ -296,13 +413,13 @@ def table3(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.Dat
     decimals, the paper's exactly as published, ``"—"`` where there is no value. Only rows with at least one of
     our results are shown unless ``include_paper_only``. The index is named ``"Editor"``.
     """
-    return _table(_TABLE3, metrics, include_paper_only)
+    return one_edit_table(_TABLE3, metrics, include_paper_only)
 
 
 def table3_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
     """The Table 3 caption: models, metric definitions, the profile and n."""
     rows = table3_rows(metrics)
-    profile = _caption_profile(metrics, profile)
+    profile = caption_profile(metrics, profile)
     tiny_note = (
         " The tiny profile uses tiny stand-ins of the same model classes (GPT-Neo, GPT-J, and two sizes of a"
         " T5 v1.1-style gated encoder-decoder) on a synthetic world, so our numbers are not expected to equal"
@@ -311,12 +428,12 @@ def table3_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
         else ""
     )
     return (
-        f"Table 3 ({_caption_models(_TABLE3)}), one edit at a time; ours: profile {profile}, "
-        f"{_describe_n(rows['n'].tolist() if not rows.empty else [])}.{tiny_note} "
-        "ES = edit success on equivalence examples (mean over edits). "
+        f"Table 3 ({caption_models(_TABLE3)}), one edit at a time; ours: profile {profile}, "
+        f"{describe_n(rows['n'].tolist() if not rows.empty else [])}.{tiny_note} "
+        f"{ES_DEFINITION} "
         "acc DD (T5-XL, T5-XXL on zsRE) = locality accuracy before − after, on Natural Questions. "
-        f"ppl DD (GPT-Neo, GPT-J on Wikitext) = {_PPL_DD}. "
-        f"Paper values: {paper.CITATION}, Table 3. {MISSING} = not run."
+        f"ppl DD (GPT-Neo, GPT-J on Wikitext) = {PPL_DD}. "
+        f"Paper values: {paper.CITATION}, Table 3. {PAPER_ONLY}"
     )
 
 
@@ -325,7 +442,7 @@ def table3_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
 # ----------------------------------------------------------------------------------------------------------
 def table4_columns() -> list[str]:
     """Column names of :func:`table4`, e.g. ``"FEVER ES (ours)"``, in order."""
-    return _columns(_TABLE4)
+    return one_edit_columns(_TABLE4)
 
 
 def table4_rows(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -333,7 +450,7 @@ def table4_rows(metrics: pd.DataFrame) -> pd.DataFrame:
 
     Raises ValueError when two files give the same cell, or a task reports the wrong kind of drawdown.
     """
-    return _rows(_TABLE4, metrics)
+    return one_edit_rows(_TABLE4, metrics)
 
 
 def table4(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.DataFrame:
@@ -344,25 +461,20 @@ def table4(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.Dat
     with 3 decimals, the paper's exactly as published, ``"—"`` where there is no value. Only rows with at
     least one of our results are shown unless ``include_paper_only``. The index is named ``"Editor"``.
     """
-    return _table(_TABLE4, metrics, include_paper_only)
+    return one_edit_table(_TABLE4, metrics, include_paper_only)
 
 
 def table4_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
     """The Table 4 caption: metric definitions, the profile, the FEVER edit-label rule and n."""
     rows = table4_rows(metrics)
-    profile = _caption_profile(metrics, profile)
+    profile = caption_profile(metrics, profile)
     fever = rows[rows["task"] == "fever"] if not rows.empty else rows
     rules: list[str] = []
     if not fever.empty:
         col = fever["fever_flip_rule"] if "fever_flip_rule" in fever else pd.Series([None] * len(fever))
         rules = sorted({str(v) if isinstance(v, str) and v else DEFAULT_FEVER_FLIP_RULE for v in col})
     flip = ", ".join(rules) if rules else f"{DEFAULT_FEVER_FLIP_RULE} (no FEVER results)"
-    tiny_note = (
-        " The tiny profile uses small models of the same classes on a synthetic world, so our numbers are not"
-        " expected to equal the paper's."
-        if profile == "tiny"
-        else ""
-    )
+    tiny_note = TINY_NOTE if profile == "tiny" else ""
     enn_note = ""
     if not rows.empty and "dd_original" in rows:
         enn = rows[(rows["editor"] == "enn") & rows["dd_original"].notna()]
@@ -376,12 +488,12 @@ def table4_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
                 f" computes it; against the original base model it is {against}."
             )
     return (
-        f"Table 4 ({_caption_models(_TABLE4)}), one edit at a time; ours: profile {profile}, "
-        f"{_describe_n(rows['n'].tolist() if not rows.empty else [])}.{tiny_note} "
-        "ES = edit success on equivalence examples (mean over edits). "
+        f"Table 4 ({caption_models(_TABLE4)}), one edit at a time; ours: profile {profile}, "
+        f"{describe_n(rows['n'].tolist() if not rows.empty else [])}.{tiny_note} "
+        f"{ES_DEFINITION} "
         "acc DD (FEVER, zsRE) = locality accuracy before − after. "
-        f"ppl DD (Wikitext) = {_PPL_DD}. FEVER edit label: {flip}.{enn_note} "
-        f"Paper values: {paper.CITATION}, Table 4. {MISSING} = not run."
+        f"ppl DD (Wikitext) = {PPL_DD}. FEVER edit label: {flip}.{enn_note} "
+        f"Paper values: {paper.CITATION}, Table 4. {PAPER_ONLY}"
     )
 
 
@@ -405,6 +517,8 @@ _LATEX_SPECIAL = {
     "–": "--",
     "—": "---",
     "δ": r"\ensuremath{\delta}",
+    "×": r"\ensuremath{\times}",
+    "²": r"\ensuremath{^2}",
 }
 
 
@@ -417,12 +531,21 @@ def _markdown_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "\\*_`" else ch for ch in text)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` atomically: a temporary file in the same folder, synced, then renamed over ``path``."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's file is private: give it a normal file's mode
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -431,56 +554,66 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def write_table(df: pd.DataFrame, stem: Path, caption: str) -> list[Path]:
-    """Write ``stem.md``, ``stem.tex`` and ``stem.csv``, each atomically; return the three paths.
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as UTF-8, atomically (:func:`atomic_write_bytes`), newlines as given."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def stem_path(stem: Path, ext: str) -> Path:
+    """``stem`` with ``.ext`` appended (``figures/tiny/table4`` -> ``figures/tiny/table4.md``)."""
+    stem = Path(stem)
+    return stem.with_name(f"{stem.name}.{ext}")
+
+
+TABLE_FORMATS = ("md", "tex", "csv")
+
+
+def write_table(df: pd.DataFrame, stem: Path, caption: str, formats: Sequence[str] = TABLE_FORMATS) -> list[Path]:
+    """Write ``stem.md``, ``stem.tex`` and ``stem.csv`` (those of ``formats``), each atomically; return the paths.
 
     Markdown: the caption as an italic line, then the table. LaTeX: a ``table`` environment with the caption
     and label ``tab:<stem name>``, every cell escaped. CSV: the table with its index as the first column.
     """
     stem = Path(stem)
-    md_path, tex_path, csv_path = (stem.with_name(stem.name + ext) for ext in (".md", ".tex", ".csv"))
-
-    md = f"*{_markdown_escape(caption)}*\n\n{df.to_markdown(stralign='left', numalign='left', disable_numparse=True)}\n"
-
-    tex_df = df.reset_index()  # the index (e.g. "Editor") becomes the first column: one header row
-    tex_df.columns = [latex_escape(c) for c in tex_df.columns]
-    tex_df = tex_df.map(latex_escape)
-    tex = tex_df.to_latex(
-        index=False,
-        escape=False,
-        caption=latex_escape(caption),
-        label=f"tab:{stem.name}",
-        column_format="l" + "r" * len(df.columns),
-    )
-
-    csv = df.to_csv(index=True, lineterminator="\n")
-
-    for path, text in ((md_path, md), (tex_path, tex), (csv_path, csv)):
-        _atomic_write_text(path, text)
-    return [md_path, tex_path, csv_path]
+    unknown = [f for f in formats if f not in TABLE_FORMATS]
+    if unknown:
+        raise ValueError(f"unknown table format(s) {unknown}; known: {list(TABLE_FORMATS)}")
+    written = []
+    for fmt in formats:
+        if fmt == "md":
+            table = df.to_markdown(stralign="left", numalign="left", disable_numparse=True)
+            text = f"*{_markdown_escape(caption)}*\n\n{table}\n"
+        elif fmt == "tex":
+            tex_df = df.reset_index()  # the index (e.g. "Editor") becomes the first column: one header row
+            tex_df.columns = [latex_escape(c) for c in tex_df.columns]
+            tex_df = tex_df.map(latex_escape)
+            text = tex_df.to_latex(
+                index=False,
+                escape=False,
+                caption=latex_escape(caption),
+                label=f"tab:{stem.name}",
+                column_format="l" + "r" * len(df.columns),
+            )
+        else:
+            text = df.to_csv(index=True, lineterminator="\n")
+        path = stem_path(stem, fmt)
+        atomic_write_text(path, text)
+        written.append(path)
+    return written
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------------------
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m mendrepro.report.tables",
-        description="Render a paper table (md, tex, csv) from metrics JSON files.",
-    )
-    sub = parser.add_subparsers(dest="table", required=True)
-    for name, help_text in (
-        ("table3", "Table 3: GPT-Neo 2.7B, GPT-J 6B on Wikitext; T5-XL, T5-XXL on zsRE; one edit"),
-        ("table4", "Table 4: FEVER/BERT, zsRE/BART, Wikitext/distilGPT-2, one edit"),
-    ):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--metrics", nargs="+", required=True, type=Path, help="metrics JSON files")
-        p.add_argument("--out", required=True, type=Path, help="output stem: writes STEM.md, STEM.tex, STEM.csv")
-        p.add_argument("--profile", default=None, help="profile named in the caption (default: from the metrics)")
+def add_table_arguments(p: argparse.ArgumentParser, *, paper_only: bool = True) -> None:
+    """The arguments of a table command: --metrics, --out, --profile (and --show-paper-only)."""
+    p.add_argument("--metrics", nargs="+", required=True, type=Path, help="metrics JSON files")
+    p.add_argument("--out", required=True, type=Path, help="output stem: writes STEM.md, STEM.tex, STEM.csv")
+    p.add_argument("--profile", default=None, help="profile named in the caption (default: from the metrics)")
+    if paper_only:
         p.add_argument(
             "--show-paper-only", action="store_true", help="also show the paper's editors that we did not run"
         )
-    return parser
 
 
 _ONE_EDIT_TABLES = {
@@ -489,21 +622,46 @@ _ONE_EDIT_TABLES = {
 }
 
 
+def _run_one_edit(args: argparse.Namespace) -> list[Path]:
+    metrics = load_metrics(args.metrics)
+    rows_fn, table_fn, caption_fn = _ONE_EDIT_TABLES[args.command]
+    used = rows_fn(metrics)
+    number = args.command.removeprefix("table")
+    warn_ignored(
+        set(metrics["path"]) - set(used["path"]), f"is not a Table {number} result (task/model/n_edits/train_k)"
+    )
+    df = table_fn(metrics, include_paper_only=args.show_paper_only)
+    return write_table(df, args.out, caption_fn(metrics, profile=args.profile))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The report commands (:data:`mendrepro.report.TABLE_COMMANDS`), each with ``run(args) -> written paths``."""
+    from mendrepro.report import ablations, batched, figures  # they build on this module
+
+    parser = argparse.ArgumentParser(
+        prog="python -m mendrepro",
+        description="Render the paper's tables (md, tex, csv) and figures (png, pdf, csv) from raw outputs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("table3", "Table 3: GPT-Neo 2.7B, GPT-J 6B on Wikitext; T5-XL, T5-XXL on zsRE; one edit"),
+        ("table4", "Table 4: FEVER/BERT, zsRE/BART, Wikitext/distilGPT-2, one edit"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        add_table_arguments(p)
+        p.set_defaults(run=_run_one_edit)
+    batched.add_command(sub)
+    ablations.add_command(sub)
+    figures.add_commands(sub)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    """Run one report command; print the written paths. Exit status 1 with ``error: ...`` on a bad input."""
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], list[Path]] = args.run
     try:
-        metrics = load_metrics(args.metrics)
-        if args.table not in _ONE_EDIT_TABLES:  # pragma: no cover - argparse only allows the tables above
-            raise AssertionError(args.table)
-        rows_fn, table_fn, caption_fn = _ONE_EDIT_TABLES[args.table]
-        used = rows_fn(metrics)
-        ignored = sorted(set(metrics["path"]) - set(used["path"])) if not metrics.empty else []
-        number = args.table.removeprefix("table")
-        for p in ignored:
-            print(f"warning: {p} is not a Table {number} result (task/model/n_edits); ignored", file=sys.stderr)
-        df = table_fn(metrics, include_paper_only=args.show_paper_only)
-        caption = caption_fn(metrics, profile=args.profile)
-        written = write_table(df, args.out, caption)
+        written = run(args)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

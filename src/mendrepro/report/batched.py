@@ -1,0 +1,157 @@
+"""Table 5 of the paper: k edits applied at once on zsRE, ENN and MEND, ours beside the published values.
+
+Cell (row, k) is the metrics file of an editor of that kind (``editor_kind`` "enn" or "mend") on zsRE that
+was trained with k edits per step (``train_k``) and evaluated with k edits applied at once (``n_edits``):
+at k = 1 the ordinary editor (id ``"mend"`` / ``"enn"``, as in Table 4), at larger k its batched version
+(e.g. ``"mend-k25"``). The paper's model is BART-base; ours is taken from the files (one model). Command::
+
+    python -m mendrepro table5 --metrics F... --out figures/tiny/table5 --profile tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from mendrepro.report import paper, tables
+
+TASK = "zsre"
+DD_KIND = "acc"
+# Our editor kinds -> the paper's row labels, in the paper's row order.
+ROW_LABELS: dict[str, str] = {"enn": "ENN", "mend": "MEND"}
+METRICS = ("ES", "DD")
+_CRITERIA = (
+    "is not a Table 5 result (task zsre, editor kind enn/mend, not an ablation, "
+    f"n_edits == train_k in {list(paper.TABLE5_BATCH_SIZES)}, k = 1 only for the editors 'enn'/'mend')"
+)
+
+
+def table5_columns() -> list[str]:
+    """Column names of :func:`table5`: ``"ES k=1 (ours)"``, ``"ES k=1 (paper)"``, …, ``"DD k=125 (paper)"``."""
+    cols = []
+    for metric in METRICS:
+        for k in paper.TABLE5_BATCH_SIZES:
+            name = paper.table5_column(metric, k)  # type: ignore[arg-type]
+            cols += [f"{name} (ours)", f"{name} (paper)"]
+    return cols
+
+
+def _belongs(task: str, kind: str, editor: str, n_edits: int, train_k: int) -> bool:
+    if task != TASK or kind not in ROW_LABELS or n_edits != train_k or n_edits not in paper.TABLE5_BATCH_SIZES:
+        return False
+    if n_edits == 1:
+        return editor == kind  # k = 1: the ordinary one-edit editor of Table 4
+    return editor not in paper.TABLE6_VARIANTS  # never an ablation of Table 6
+
+
+def table5_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The metrics rows that belong in Table 5 (see the module doc), with the batch size in column ``k``.
+
+    Raises ValueError when two files give the same cell, when the files are of more than one model, or when a
+    file reports a drawdown other than accuracy.
+    """
+    if metrics.empty:
+        return metrics.assign(k=pd.Series([], dtype=int))
+    kinds = tables.column_or(metrics, "editor_kind", None)
+    kinds = [
+        k if isinstance(k, str) else tables.infer_editor_kind(e) for k, e in zip(kinds, metrics["editor"], strict=True)
+    ]
+    mask = [
+        _belongs(t, kind, e, int(n), int(tk))
+        for t, kind, e, n, tk in zip(
+            metrics["task"],
+            kinds,
+            metrics["editor"],
+            metrics["n_edits"],
+            tables.column_or(metrics, "train_k", 1),
+            strict=True,
+        )
+    ]
+    rows = metrics[mask].assign(editor_kind=[k for k, m in zip(kinds, mask, strict=True) if m])
+    rows = rows.assign(k=rows["n_edits"].astype(int))
+    for _, r in rows.iterrows():
+        if r["dd_kind"] != DD_KIND:
+            raise tables.MetricsError(f"{r['path']}: Table 5 reports {DD_KIND} drawdown, got {r['dd_kind']!r}")
+    models = rows.groupby("model")["path"].apply(list).to_dict()
+    if len(models) > 1:
+        detail = "; ".join(f"{m}: {ps}" for m, ps in models.items())
+        raise ValueError(f"Table 5 has one model, but its files are of {len(models)}: {detail}")
+    tables.raise_on_duplicates(rows, ["editor_kind", "k"], "metrics files for the same Table 5 cell (editor kind/k)")
+    return rows
+
+
+def table5(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.DataFrame:
+    """Table 5 (batched edits on zsRE) with the paper's values beside ours.
+
+    Rows are ENN and MEND (those with at least one of our results, or both with ``include_paper_only``); the
+    index is named ``"Editor"``. Columns are :func:`table5_columns`. Cells are strings: ours with 3 decimals,
+    the paper's exactly as published, ``"—"`` where there is no value.
+    """
+    rows = table5_rows(metrics)
+    ours = {(r["editor_kind"], r["k"]): {"ES": r["es"], "DD": r["dd"]} for _, r in rows.iterrows()}
+    kinds = [k for k in ROW_LABELS if include_paper_only or any(kind == k for kind, _ in ours)]
+    data = []
+    for kind in kinds:
+        label = ROW_LABELS[kind]
+        cells = []
+        for metric in METRICS:
+            for k in paper.TABLE5_BATCH_SIZES:
+                value = ours.get((kind, k), {}).get(metric)
+                published = paper.TABLE5.get((label, paper.table5_column(metric, k)))  # type: ignore[arg-type]
+                cells += [tables.format_ours(value), published if published is not None else tables.MISSING]
+        data.append(cells)
+    index = pd.Index([ROW_LABELS[k] for k in kinds], name="Editor")
+    return pd.DataFrame(data, index=index, columns=table5_columns())
+
+
+def _describe_n_per_k(rows: pd.DataFrame) -> str:
+    """``"n per column (edits evaluated at each k, k × batches): k=1: 100; k=25: 250 (10 batches); …"``."""
+    if rows.empty:
+        return "no edits evaluated"
+    parts = []
+    for k in sorted(set(rows["k"])):
+        at_k = rows[rows["k"] == k]
+        by_n: dict[int, list[str]] = {}
+        for kind, n in zip(at_k["editor_kind"], at_k["n"], strict=True):
+            by_n.setdefault(int(n), []).append(ROW_LABELS[kind])
+        texts = []
+        for n, labels in sorted(by_n.items()):
+            batches = f" ({n // k} batches)" if k > 1 and n % k == 0 else ""
+            who = f" {'/'.join(sorted(labels))}" if len(by_n) > 1 else ""
+            texts.append(f"{n}{batches}{who}")
+        parts.append(f"k={k}: {', '.join(texts)}")
+    return "n per column (edits evaluated at that k = k × batches): " + "; ".join(parts)
+
+
+def table5_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
+    """The Table 5 caption: the model, training and evaluation with k edits, metric definitions, profile, n."""
+    rows = table5_rows(metrics)
+    profile = tables.caption_profile(metrics, profile)
+    model = rows["model"].iloc[0] if not rows.empty else tables.TABLE4_MODELS[TASK]
+    model_label = tables.TABLE4_MODEL_LABELS[TASK] if model == tables.TABLE4_MODELS[TASK] else model
+    tiny_note = tables.TINY_NOTE if profile == "tiny" else ""
+    return (
+        f"Table 5 (zsRE/{model_label}), k edits at once: each editor is trained with k edits per step and "
+        "evaluated with k edits applied at once (k = 1: the one-edit editors of Table 4); "
+        f"ours: profile {profile}, {_describe_n_per_k(rows)}.{tiny_note} "
+        "ES = edit success on equivalence examples, averaged over all k edits of each batch (and over batches). "
+        "acc DD = locality accuracy before − after, measured after the whole batch of k edits is applied. "
+        f"Paper values: {paper.CITATION}, Table 5. {tables.PAPER_ONLY}"
+    )
+
+
+def _run(args: argparse.Namespace) -> list[Path]:
+    metrics = tables.load_metrics(args.metrics)
+    used = table5_rows(metrics)
+    tables.warn_ignored(set(metrics["path"]) - set(used["path"]), _CRITERIA)
+    df = table5(metrics, include_paper_only=args.show_paper_only)
+    return tables.write_table(df, args.out, table5_caption(metrics, profile=args.profile))
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    """Register ``table5`` on the report command line (:func:`mendrepro.report.tables.build_parser`)."""
+    p = sub.add_parser("table5", help="Table 5: ENN and MEND with k = 1…125 edits at once, zsRE/BART")
+    tables.add_table_arguments(p)
+    p.set_defaults(run=_run)
