@@ -389,14 +389,14 @@ def snakefile_image(snakefile_text: str) -> str | None:
 
 
 def conda_directive_errors(rule_files: list[Path], root: Path = ROOT, env: str = CONDA_ENV) -> list[str]:
-    """Every rule that runs the package (a `shell:` calling {LAUNCH}) names the conda environment, by a path that
-    resolves (relative to its own .smk file) to envs/mendrepro.yaml."""
+    """Every rule that runs the package (a `shell:` calling {LAUNCH}, {PY} or {REPORT_CMD}) names the conda
+    environment, by a path that resolves (relative to its own .smk file) to envs/mendrepro.yaml."""
     errors = []
     for path in rule_files:
         chunks = re.split(r"^\s*rule\b", path.read_text(), flags=re.M)[1:]
         for chunk in chunks:
             name = chunk.split(":")[0].strip() or "(anonymous)"
-            if "{LAUNCH}" not in chunk:
+            if not re.search(r"\{(LAUNCH|PY|REPORT_CMD)\}", chunk):
                 continue
             m = re.search(r"conda:\s*\n\s*[\"']([^\"']+)[\"']", chunk)
             if not m:
