@@ -8,6 +8,7 @@ W ← W + sign · α_W · Σ_rows δ̃ ũᵀ (``sign`` +1 as released, −1 as t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -189,23 +190,26 @@ class MEND(Editor):
             return net(u_bar, mode), d_bar
         return u_bar, net(d_bar, mode)
 
-    def updates(self, inner: Batch) -> dict[str, torch.Tensor]:
-        """Σ_rows δ̃ ũᵀ for every edited matrix, in its stored layout (before the step size α)."""
+    def _updates(self, inner: Batch) -> Iterator[tuple[str, torch.Tensor]]:
         cap = capture_edit_gradients(self.model, self.family, self.param_names, inner, weight_grads=False)
-        out = {}
         for n in self.param_names:
             u, d = cap.inputs[n], cap.out_grads[n]
             # Padding rows carry no signal; dropping them keeps them out of the running statistics too.
             keep = (u != 0).any(1) & (d != 0).any(1)
             u_t, d_t = self.transform(n, u[keep], d[keep])
-            out[n] = outer_product_update(self.model, n, u_t, d_t)
-        return out
+            yield n, outer_product_update(self.model, n, u_t, d_t)
+
+    def updates(self, inner: Batch) -> dict[str, torch.Tensor]:
+        """Σ_rows δ̃ ũᵀ for every edited matrix, in its stored layout (before the step size α)."""
+        return dict(self._updates(inner))
 
     def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
         base = self.base_params()
+        # One matrix at a time: each update is dropped once its edited weight exists, so an edit holds the new
+        # weights and one update, not every update as well (at distilGPT-2 size, 45 MiB of a 128 MiB peak).
+        # The editor works in float32; the increment takes the base weight's dtype (bfloat16 for the largest
+        # models), so the edited layer sees one dtype.
         return {
-            # The editor works in float32; the increment takes the base weight's dtype (bfloat16 for the largest
-            # models), so the edited layer sees one dtype.
             n: base[n] + (self.cfg.sign * self.alpha[param_key(n)] * delta).to(base[n].dtype)
-            for n, delta in self.updates(inner).items()
+            for n, delta in self._updates(inner)
         }
