@@ -304,7 +304,7 @@ def bench_size(size: Size, device: torch.device, editors: tuple[str, ...], log) 
         # Training throughput, on the same requests for every editor.
         if kind in TRAINED:
             editor.train()
-            params = [p for p in editor.parameters() if p.requires_grad]
+            params = editor.trainable_parameters()
             opt = torch.optim.Adam(params, lr=1e-5)
             reqs = iter([BatchMaker(spec.family, tok, size.vocab, size.seq_len, seed=1).request(i) for i in range(99)])
 

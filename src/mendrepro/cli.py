@@ -149,7 +149,7 @@ def _editor_keys(exp: Experiment, editor: Editor) -> dict:
         "model": exp.model.name,
         "editor": exp.editor,
         "editor_kind": exp.editor_kind,
-        "editor_parameters": sum(p.numel() for p in editor.parameters() if p.requires_grad),
+        "editor_parameters": sum(p.numel() for p in editor.trainable_parameters()),
         "train_k": exp.train.edits_per_step,
     }
 

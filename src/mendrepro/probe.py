@@ -273,11 +273,6 @@ def make_editor(
     raise ValueError(f"unknown editor {kind!r}; editors: {list(EDITORS)}")
 
 
-def trainable_parameters(editor: Editor) -> list[nn.Parameter]:
-    """What the training loop optimises: the editor's own parameters that require a gradient."""
-    return [p for p in editor.parameters() if p.requires_grad]
-
-
 def training_step(
     editor: Editor,
     req: EditRequest,
@@ -350,7 +345,7 @@ def _probe_editor(kind: str, size: ProbeSize, tok, req: EditRequest, device: tor
     base_params = sum(p.numel() for p in model.parameters())
     names = edited_parameter_names(model, size.spec.edit_params)
     editor = make_editor(kind, model, size.spec.family, names, ke=size.ke, ft_steps=1).to(device)
-    params = trainable_parameters(editor)
+    params = editor.trainable_parameters()
     if kind == "ft":
         inner = to_device(req.inner, device)
         if size.spec.family == "binary":

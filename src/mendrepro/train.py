@@ -81,7 +81,7 @@ def train_editor(
     device = accelerator.device
     reset_peak(device)
     editor.model.to(device)
-    params = [p for p in editor.parameters() if p.requires_grad]
+    params = editor.trainable_parameters()
     opt = torch.optim.Adam(params, lr=cfg.lr)
     editor, opt = accelerator.prepare(editor, opt)
     core: Editor = accelerator.unwrap_model(editor)

@@ -36,6 +36,11 @@ class Editor(nn.Module, abc.ABC):
     #: True for editors that train the base model itself (ENN), whose pre-edit model is not the original.
     changes_base_model = False
 
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What editor training optimises: the editor's own parameters that require a gradient (none for FT and
+        the cache; for ENN, its copy of the base model too)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
     def base_params(self) -> dict[str, torch.Tensor]:
         """The pre-edit values of the edited parameters."""
         named = dict(self.model.named_parameters())
