@@ -36,11 +36,16 @@ def test_smoke_mode_reports_every_measurement(tmp_path):
             assert _positive(floor["latency_s"]["median"])
             if memory:
                 assert _positive(floor["memory_mb"]["median"])
+        # The scored floor (output layer only where the loss reads) exists exactly for the language model.
+        assert bool(r["floor_scored"]) == (r["family"] == "lm")
+        for k, f in r["floor_scored"].items():
+            assert _positive(f["latency_s"]["median"]) and k in r["floor"]
         for kind in bench.EDITORS:
             per_k = r["edit"][kind]
             assert "1" in per_k
             for e in per_k.values():
                 assert _positive(e["latency_s"]["median"]) and _positive(e["latency_ratio"])
+                assert (e["latency_ratio_scored"] is not None) == (r["family"] == "lm")
                 if memory:
                     assert _positive(e["memory_mb"]["median"]) and _positive(e["memory_ratio"])
         assert set(r["train"]) == set(bench.TRAINED)
@@ -53,6 +58,7 @@ def test_smoke_mode_reports_every_measurement(tmp_path):
     for kind in bench.EDITORS:
         assert f"| micro-gpt2 | {kind}" in table
     assert "fwd+bwd (floor)" in table and "steps/s" in table
+    assert "| micro-gpt2 | fwd+bwd, scored logits |" in table and "| micro-bart | fwd+bwd, scored logits |" not in table
 
 
 def test_sizes_and_groups_resolve():

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
-from mendrepro.batches import binary_batch, concat, forward, lm_batch, seq2seq_batch
-from mendrepro.editors.base import capture_edit_gradients, outer_product_update, param_key
+from mendrepro.batches import IGNORE, binary_batch, concat, forward, lm_batch, scored_forward, seq2seq_batch
+from mendrepro.editors.base import capture_edit_gradients, edited_weight, outer_product_update, param_key
 from mendrepro.editors.mend import MEND, MendConfig, RunningNorm
-from mendrepro.losses import nll_per_example
+from mendrepro.losses import accuracy_per_example, kl_loc, nll_per_example
 from mendrepro.models import edited_parameter_names
 
 TEXTS = ["where was w1 born", "who plays w2 w3 in the city", "what is w4", "he was born in w5 w6 w7"]
@@ -275,3 +277,86 @@ def test_ablations_change_the_parameter_count(micro, tok):
     assert count(share=False) > full  # one network per matrix
     assert count(mode="only_u") < full and count(mode="only_delta") < full and count(mode="only_smaller") < full
     assert count(norm=False) == full == count(init="xavier")
+
+
+def test_scored_forward_gives_the_full_forwards_losses(micro, tok):
+    """Logits only where a loss reads them: the same NLL, accuracy and KL as the whole output, on every family."""
+    spec, model = micro
+    # Examples of different lengths, so the scored positions differ per row and padding is scored nowhere.
+    batch = concat([make_batch(spec, tok, [i]) for i in range(4)], tok.pad_token_id)
+    full = forward(model, batch)
+    labels = batch["labels"].clone()
+    if spec.family == "lm":
+        # Make two examples right (their labels the output's argmax), so accuracy is not trivially 0. (A
+        # language model's input does not depend on its labels; a seq2seq decoder's does.)
+        pred = full.argmax(-1)[:, :-1]
+        for i in (0, 2):
+            labels[i, 1:] = torch.where(labels[i, 1:] != IGNORE, pred[i], labels[i, 1:])
+    batch = {**batch, "labels": labels}
+    logits, kept = scored_forward(model, spec.family, batch)
+    if spec.family == "lm":
+        n_scored = int((labels[:, 1:] != IGNORE).any(0).sum())
+        assert logits.shape[1] == n_scored + 1 < full.shape[1]
+    else:
+        assert torch.equal(logits, full) and kept is batch["labels"]
+    assert torch.allclose(nll_per_example(spec.family, logits, kept), nll_per_example(spec.family, full, labels))
+    acc = accuracy_per_example(spec.family, logits, kept)
+    assert torch.equal(acc, accuracy_per_example(spec.family, full, labels))
+    if spec.family == "lm":
+        assert acc[0] == 1 and acc[2] == 1
+    shifted = scored_forward(model, spec.family, batch, {n: p + 0.01 for n, p in model.named_parameters()})[0]
+    full_shifted = forward(model, batch, {n: p + 0.01 for n, p in model.named_parameters()})
+    assert torch.allclose(kl_loc(spec.family, logits, shifted, kept), kl_loc(spec.family, full, full_shifted, labels))
+
+
+def _perturbed_mend(model, spec, names, **cfg):
+    torch.manual_seed(3)
+    mend = MEND(model, spec.family, names, MendConfig(rank=8, **cfg))
+    with torch.no_grad():
+        for p in mend.nets.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # non-identity networks, per-mode scales and shifts
+    return mend
+
+
+@pytest.mark.parametrize("mode", ["combine", "only_smaller"])
+@pytest.mark.parametrize("training", [False, True])
+def test_one_network_call_per_group_equals_one_call_per_matrix(micro, tok, mode, training):
+    """transform_all batches the matrices sharing a network; each row keeps its own mode, and in training the
+    running statistics take in the matrices one after the other, as separate calls do."""
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    cap = capture_edit_gradients(model, spec.family, names, make_batch(spec, tok, [0, 1]))
+    rows = {n: (cap.inputs[n], cap.out_grads[n]) for n in names}
+    batched = _perturbed_mend(model, spec, names, mode=mode).train(training)
+    single = copy.deepcopy(batched)
+    assert any(len([m for m in names if batched.group[m] == batched.group[n]]) > 1 for n in names)
+    together = batched.transform_all(rows)
+    for n in names:
+        alone = single.transform(n, *rows[n])
+        for a, b in zip(together[n], alone, strict=True):
+            assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), n
+    for g in batched.norms:
+        for key in ("count", "mean", "m2"):
+            assert torch.equal(getattr(batched.norms[g], key), getattr(single.norms[g], key))
+
+
+def test_edited_weight_is_base_plus_scaled_outer_product(micro):
+    """The fused multiply-add MEND edits with: base + scale · Σ δ uᵀ in either storage layout, with the gradient
+    reaching the learned scale, and a bfloat16 base getting the float32 increment rounded once."""
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    dims = MEND(model, spec.family, names, MendConfig(rank=4)).dims
+    named = dict(model.named_parameters())
+    torch.manual_seed(0)
+    for n in names:
+        base = named[n].detach()
+        u, d = torch.randn(5, dims[n][0]), torch.randn(5, dims[n][1])
+        scale = torch.tensor(0.3, requires_grad=True)
+        new = edited_weight(model, n, base, u, d, scale)
+        outer = outer_product_update(model, n, u, d)
+        assert torch.allclose(new, base + 0.3 * outer, atol=1e-6), n
+        (g,) = torch.autograd.grad(new.sum(), scale)
+        assert torch.allclose(g, outer.sum(), rtol=1e-4), n
+        low = edited_weight(model, n, base.bfloat16(), u, d, scale.detach())
+        assert low.dtype == torch.bfloat16
+        assert torch.equal(low, base.bfloat16() + (0.3 * outer).bfloat16()), n

@@ -108,9 +108,19 @@ def to_device(batch: Batch, device: torch.device | str) -> Batch:
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def forward(model: nn.Module, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """Logits of ``model`` on ``batch``; with ``params``, those tensors replace the model's own (functionally)."""
+def forward(
+    model: nn.Module,
+    batch: Batch,
+    params: dict[str, torch.Tensor] | None = None,
+    logits_to_keep: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Logits of ``model`` on ``batch``; with ``params``, those tensors replace the model's own (functionally).
+
+    ``logits_to_keep`` (a language model's positions) computes the output layer at those positions only.
+    """
     kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if logits_to_keep is not None:
+        kwargs["logits_to_keep"] = logits_to_keep
     if getattr(model.config, "use_cache", False):
         # No key/value cache: nothing is generated here, and building one costs ~15% of a tiny model's step.
         kwargs["use_cache"] = False
@@ -122,3 +132,25 @@ def forward(model: nn.Module, batch: Batch, params: dict[str, torch.Tensor] | No
     else:
         out = model(**kwargs)
     return out if isinstance(out, torch.Tensor) else out.logits
+
+
+def scored_forward(
+    model: nn.Module, family: str, batch: Batch, params: dict[str, torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, labels) for a loss or an accuracy on ``batch``, the same values as ``forward`` and the batch's labels.
+
+    A language model's loss reads the logits of the positions that predict a scored token only; an edit prompt
+    has far more positions than target tokens, and the output layer (vocabulary × width) is a large share of a
+    forward+backward, so only those positions go through it. The returned pair still follows the ``lm``
+    convention (the loss shifts labels by one): the kept positions, then the last position, which no label
+    follows, standing in for the logit the shift drops; the labels are those the kept positions predict, after an
+    unscored first column. Other families are returned whole.
+    """
+    labels = batch["labels"]
+    if family != "lm":
+        return forward(model, batch, params), labels
+    read = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(1)
+    keep = torch.cat([read, read.new_tensor([labels.shape[1] - 1])])
+    kept_labels = torch.full((labels.shape[0], keep.numel()), IGNORE, dtype=labels.dtype, device=labels.device)
+    kept_labels[:, 1:] = labels[:, read + 1]
+    return forward(model, batch, params, logits_to_keep=keep), kept_labels

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from mendrepro.batches import Batch, forward
+from mendrepro.batches import Batch, forward, scored_forward
 from mendrepro.editors.base import Editor, param_key
 from mendrepro.losses import kl_loc, nll_per_example
 
@@ -90,8 +90,8 @@ class EditableNetwork(Editor):
                     for n in self.param_names
                 ]
                 call = {**params, **dict(zip(self.param_names, ws, strict=True))}
-                logits = forward(self.model, inner, call)
-                loss = nll_per_example(self.family, logits, inner["labels"]).mean()
+                logits, labels = scored_forward(self.model, self.family, inner, call)
+                loss = nll_per_example(self.family, logits, labels).mean()
                 grads = torch.autograd.grad(loss, ws, create_graph=create_graph)
             # Outside enable_grad: in evaluation the update is a plain tensor, in training it joins the graph.
             for n, w, g in zip(self.param_names, ws, grads, strict=True):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mendrepro.batches import Batch, forward
+from mendrepro.batches import Batch, forward, scored_forward
 from mendrepro.editors.base import Editor
 from mendrepro.losses import accuracy_per_example, kl_loc, nll
 
@@ -53,12 +53,12 @@ class FineTune(Editor):
         with torch.enable_grad():
             for steps in range(self.cfg.max_steps + 1):
                 params = {n: base[n] + residual[n] for n in base}
-                logits = forward(self.model, inner, params)
-                if bool(accuracy_per_example(self.family, logits, inner["labels"]).all()):
+                logits, labels = scored_forward(self.model, self.family, inner, params)
+                if bool(accuracy_per_example(self.family, logits, labels).all()):
                     break
                 if steps == self.cfg.max_steps:
                     break
-                loss = nll(self.family, logits, inner["labels"])
+                loss = nll(self.family, logits, labels)
                 if self.cfg.kl:
                     loc = self.loc_sampler()
                     with torch.no_grad():
