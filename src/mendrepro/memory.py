@@ -21,6 +21,7 @@ Tools that sample the resident set themselves (Snakemake's ``benchmark:`` files,
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -28,6 +29,7 @@ import gc
 import re
 import resource
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -53,6 +55,23 @@ class Libc:
         """Serve every allocation of ``nbytes`` or more by its own mmap (M_MMAP_THRESHOLD, static from then on)."""
         if self.lib is not None:
             self.lib.mallopt(-3, nbytes)  # M_MMAP_THRESHOLD; also disables the dynamic threshold
+
+    def unpin_mmap_threshold(self) -> None:
+        """Back to a heap that keeps and reuses freed memory, as glibc's dynamic threshold settles in a process
+        that allocates and frees large tensors: mmap only from 32 MiB (its ceiling), trim only above 64 MiB free.
+        For timing: with the threshold pinned low every large tensor costs fresh page faults."""
+        if self.lib is not None:
+            self.lib.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD
+            self.lib.mallopt(-1, 64 * 1024 * 1024)  # M_TRIM_THRESHOLD
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Pin the threshold (:meth:`pin_mmap_threshold`) for the block's allocations, then unpin it."""
+        self.pin_mmap_threshold()
+        try:
+            yield
+        finally:
+            self.unpin_mmap_threshold()
 
     def trim(self) -> None:
         """Return the heap's free memory to the system (``malloc_trim(0)``)."""
