@@ -19,8 +19,8 @@ For every base-model size and every editor this harness measures, after a warm-u
   the process's peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) over the op minus the
   resident set before it, after ``gc.collect`` and ``malloc_trim``; glibc's mmap threshold is pinned at 64 KiB so
   every large tensor is mapped on allocation and unmapped on free, and freed memory never hides in the heap.
-  Memory is measured in two runs of its own after the timed ones: the pinned threshold's page faults would
-  otherwise count in the latencies (the timed runs use a heap that reuses freed memory, as a long process does).
+  Memory is measured in two runs of its own, before any timed run (see :func:`measure`): the pinned threshold's
+  page faults would otherwise count in the latencies. Each size runs in a fresh process.
 
 Models are randomly initialised (timing and memory do not depend on the weights) over a synthetic word-level
 vocabulary of the real model's size (the output layer dominates a language model's cost); inputs are random
@@ -38,8 +38,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
 import json
+import multiprocessing
 import os
 import platform
 import socket
@@ -47,6 +47,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,33 +187,51 @@ def summarize(values: list[float]) -> dict:
     }
 
 
-def measure(fn, device: torch.device, repeats: int, warmup: int = 1, mem_repeats: int = 2) -> tuple[dict, dict | None]:
-    """(seconds, peak MiB) summaries of ``fn``: ``repeats`` timed runs after ``warmup`` untimed ones, then
-    ``mem_repeats`` separate runs for the peak memory.
+@dataclass
+class Op:
+    """One measured operation of a size: a runner, its number of timed runs, and (after :func:`measure`) the
+    summaries of its seconds and peak MiB."""
 
-    Timing and memory are measured in different runs because the memory bookkeeping changes what it measures:
-    before a memory run the heap is trimmed and glibc's mmap threshold is pinned low, so every large tensor is
-    freshly mapped and its page faults land in the run (tens of percent of a distilGPT-2 edit). The timed runs
-    see the allocator as a long-running process does, with freed memory reused.
+    fn: Callable[[], None]
+    repeats: int
+    secs: dict | None = None
+    mem: dict | None = None
+
+
+def measure(ops: list[Op], device: torch.device, warmup: int = 1, mem_repeats: int = 2) -> None:
+    """The peak memory of every op, then the time of every op, each after ``warmup`` untimed runs.
+
+    The two are measured in separate passes because the memory bookkeeping changes what a timer sees. For memory
+    (first, with glibc's mmap threshold pinned low since the process started, see :func:`_run_size`) the heap is
+    trimmed before each run and every large tensor is mapped on allocation and unmapped on free, so the peak is
+    the memory actually live. Those page faults are tens of percent of a distilGPT-2 edit, so the timed pass
+    unpins the threshold and sees the allocator as a long-running process does, freed memory reused. It comes
+    last because a heap that keeps freed memory would inflate any later memory run.
     """
-    for _ in range(warmup):
-        fn()
-    secs, mems = [], []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        secs.append(time.perf_counter() - t0)
-    with LIBC.pinned():
+    for op in ops:
+        for _ in range(warmup):
+            op.fn()
+        mems = []
         for _ in range(mem_repeats):
             with PeakMemory(device) as pm:
-                fn()
+                op.fn()
             if pm.delta_mb is not None:
                 mems.append(pm.delta_mb)
-    return summarize(secs), (summarize(mems) if mems else None)
+        op.mem = summarize(mems) if mems else None
+    LIBC.unpin_mmap_threshold()
+    for op in ops:
+        for _ in range(warmup):
+            op.fn()
+        secs = []
+        for _ in range(op.repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            op.fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            secs.append(time.perf_counter() - t0)
+        op.secs = summarize(secs)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -234,6 +254,7 @@ def fwd_bwd(model: nn.Module, family: str, names: list[str], batch: Batch, score
 
 def _edit_runner(editor: Editor, batch: Batch):
     def run() -> None:
+        editor.eval()
         with torch.no_grad():  # as evaluate.py calls it
             editor.edit(batch)
 
@@ -244,6 +265,7 @@ def _train_runner(editor: Editor, reqs, opt: torch.optim.Optimizer, device: torc
     """One training step of train.py's loop (c_edit 0.1, c_loc 1, plus ENN's own term), without accumulation."""
 
     def step() -> None:
+        editor.train()
         training_step(editor, next(reqs), opt, device, clip=False)
 
     return step
@@ -284,70 +306,85 @@ def bench_size(size: Size, device: torch.device, editors: tuple[str, ...], log) 
         "edit": {},
         "train": {},
     }
-    for k in size.ks:
-        lat, mem = measure(lambda b=batches[k]: fwd_bwd(model, spec.family, names, b), device, size.repeats)
-        res["floor"][str(k)] = {"latency_s": lat, "memory_mb": mem}
-        log(f"  {size.name} floor k={k}: {lat['median'] * 1e3:.1f} ms")
-        if spec.family == "lm":
-            lat, mem = measure(
-                lambda b=batches[k]: fwd_bwd(model, spec.family, names, b, scored=True), device, size.repeats
-            )
-            res["floor_scored"][str(k)] = {"latency_s": lat, "memory_mb": mem}
-            log(f"  {size.name} scored floor k={k}: {lat['median'] * 1e3:.1f} ms")
-    floor1_mem = res["floor"]["1"]["memory_mb"]
-
-    def mem_ratio(mem):
-        if mem is None or floor1_mem is None or floor1_mem["median"] <= 0:
-            return None
-        return mem["median"] / floor1_mem["median"]
-
+    # Every op of the size first, then one measurement pass (memory, then time) over all of them.
+    floor_ops = {k: Op(lambda b=batches[k]: fwd_bwd(model, spec.family, names, b), size.repeats) for k in size.ks}
+    scored_ops = {}
+    if spec.family == "lm":
+        scored_ops = {
+            k: Op(lambda b=batches[k]: fwd_bwd(model, spec.family, names, b, scored=True), size.repeats)
+            for k in size.ks
+        }
+    edit_ops: dict[str, dict[int, Op]] = {}
+    train_ops: dict[str, tuple[Op, int]] = {}
     for kind in editors:
         editor = make_editor(kind, model, spec.family, names, ke=size.ke, ft_steps=FT_STEPS).to(device)
-        # Edit latency, as evaluation runs it.
-        editor.eval()
-        out: dict = {}
-        for k in size.ft_ks if kind == "ft" else size.ks:
-            if k not in batches:
-                continue
+        ks = [k for k in (size.ft_ks if kind == "ft" else size.ks) if k in batches]
+        edit_ops[kind] = {k: Op(_edit_runner(editor, batches[k]), size.repeats) for k in ks}
+        if kind in TRAINED:
+            # The same requests for every editor. The memory pass's warm-up creates Adam's state, which then
+            # counts in the baseline, not in the step's peak.
+            params = editor.trainable_parameters()
+            opt = torch.optim.Adam(params, lr=1e-5)
+            reqs = iter([BatchMaker(spec.family, tok, size.vocab, size.seq_len, seed=1).request(i) for i in range(99)])
+            train_ops[kind] = (
+                Op(_train_runner(editor, reqs, opt, device), size.train_steps),
+                sum(map(torch.numel, params)),
+            )
+    all_ops = [*floor_ops.values(), *scored_ops.values()]
+    for kind in editors:
+        all_ops += [*edit_ops[kind].values()] + ([train_ops[kind][0]] if kind in train_ops else [])
+    log(f"  {size.name}: measuring {len(all_ops)} operations")
+    measure(all_ops, device)
 
-            lat, mem = measure(_edit_runner(editor, batches[k]), device, size.repeats)
-            floor = res["floor"][str(k)]
-            scored = res["floor_scored"].get(str(k))
+    for k in size.ks:
+        res["floor"][str(k)] = {"latency_s": floor_ops[k].secs, "memory_mb": floor_ops[k].mem}
+        log(f"  {size.name} floor k={k}: {floor_ops[k].secs['median'] * 1e3:.1f} ms")
+        if k in scored_ops:
+            res["floor_scored"][str(k)] = {"latency_s": scored_ops[k].secs, "memory_mb": scored_ops[k].mem}
+            log(f"  {size.name} scored floor k={k}: {scored_ops[k].secs['median'] * 1e3:.1f} ms")
+
+    def ratio(mem, ref):
+        if mem is None or ref is None or ref["median"] <= 0:
+            return None
+        return mem["median"] / ref["median"]
+
+    for kind in editors:
+        out: dict = {}
+        for k, op in edit_ops[kind].items():
+            lat, floor, scored = op.secs, res["floor"][str(k)], res["floor_scored"].get(str(k))
             out[str(k)] = {
                 "latency_s": lat,
                 "latency_ratio": lat["median"] / floor["latency_s"]["median"],
                 "latency_ratio_scored": lat["median"] / scored["latency_s"]["median"] if scored else None,
-                "memory_mb": mem,
-                "memory_ratio": (
-                    mem["median"] / floor["memory_mb"]["median"]
-                    if mem and floor["memory_mb"] and floor["memory_mb"]["median"] > 0
-                    else None
-                ),
+                "memory_mb": op.mem,
+                "memory_ratio": ratio(op.mem, floor["memory_mb"]),
             }
             log(f"  {size.name} {kind} edit k={k}: {lat['median'] * 1e3:.1f} ms ({out[str(k)]['latency_ratio']:.2f}x)")
         res["edit"][kind] = out
-        # Training throughput, on the same requests for every editor.
-        if kind in TRAINED:
-            editor.train()
-            params = editor.trainable_parameters()
-            opt = torch.optim.Adam(params, lr=1e-5)
-            reqs = iter([BatchMaker(spec.family, tok, size.vocab, size.seq_len, seed=1).request(i) for i in range(99)])
-
-            # Warm-up creates Adam's state, which then counts in the baseline, not in the step's peak.
-            lat, mem = measure(_train_runner(editor, reqs, opt, device), device, size.train_steps)
+        if kind in train_ops:
+            op, n_params = train_ops[kind]
             res["train"][kind] = {
-                "step_s": lat,
-                "steps_per_s": 1.0 / lat["median"],
-                "memory_mb": mem,
-                "memory_ratio": mem_ratio(mem),
-                "editor_params": sum(p.numel() for p in params),
+                "step_s": op.secs,
+                "steps_per_s": 1.0 / op.secs["median"],
+                "memory_mb": op.mem,
+                "memory_ratio": ratio(op.mem, res["floor"]["1"]["memory_mb"]),
+                "editor_params": n_params,
             }
-            log(f"  {size.name} {kind} train: {1.0 / lat['median']:.2f} steps/s")
-            del opt, params
-        del editor
-        gc.collect()
+            log(f"  {size.name} {kind} train: {res['train'][kind]['steps_per_s']:.2f} steps/s")
     res["wall_s"] = time.perf_counter() - t_size
     return res
+
+
+def _run_size(name: str, device: str, editors: tuple[str, ...], threads: int, quiet: bool) -> dict:
+    """:func:`bench_size` in a process of its own (the entry point of each size's worker)."""
+    LIBC.pin_mmap_threshold()  # before the model exists: nothing large ever lives in the heap (see measure)
+    torch.set_num_threads(threads)
+
+    def log(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    return bench_size(SIZES[name], torch.device(device), editors, log)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -520,7 +557,6 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    LIBC.unpin_mmap_threshold()  # memory runs pin it themselves (measure)
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     device = torch.device(args.device)
@@ -535,9 +571,12 @@ def main(argv: list[str] | None = None) -> dict:
             print(msg, file=sys.stderr, flush=True)
 
     results = []
+    spawn = multiprocessing.get_context("spawn")
     for name in names:
         log(f"{name} ...")
-        results.append(bench_size(SIZES[name], device, editors, log))
+        # Each size in a fresh process: its memory pass must start from a heap no earlier timed pass has used.
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            results.append(pool.submit(_run_size, name, args.device, editors, threads, args.quiet).result())
     machine = args.machine or socket.gethostname().split(".")[0] or "machine"
     report = {
         "machine_name": machine,

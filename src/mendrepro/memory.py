@@ -21,7 +21,6 @@ Tools that sample the resident set themselves (Snakemake's ``benchmark:`` files,
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -29,7 +28,6 @@ import gc
 import re
 import resource
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -63,15 +61,6 @@ class Libc:
         if self.lib is not None:
             self.lib.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD
             self.lib.mallopt(-1, 64 * 1024 * 1024)  # M_TRIM_THRESHOLD
-
-    @contextlib.contextmanager
-    def pinned(self) -> Iterator[None]:
-        """Pin the threshold (:meth:`pin_mmap_threshold`) for the block's allocations, then unpin it."""
-        self.pin_mmap_threshold()
-        try:
-            yield
-        finally:
-            self.unpin_mmap_threshold()
 
     def trim(self) -> None:
         """Return the heap's free memory to the system (``malloc_trim(0)``)."""
