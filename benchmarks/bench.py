@@ -205,8 +205,9 @@ def measure(ops: list[Op], device: torch.device, warmup: int = 1, mem_repeats: i
     (first, with glibc's mmap threshold pinned low since the process started, see :func:`_run_size`) the heap is
     trimmed before each run and every large tensor is mapped on allocation and unmapped on free, so the peak is
     the memory actually live. Those page faults are tens of percent of a distilGPT-2 edit, so the timed pass
-    unpins the threshold and sees the allocator as a long-running process does, freed memory reused. It comes
-    last because a heap that keeps freed memory would inflate any later memory run.
+    then switches to a warm allocator that keeps and reuses freed memory (``Libc.keep_freed_memory``), as a
+    caching allocator does (PyTorch's own on a GPU). It comes last because a heap that keeps freed memory would
+    inflate any later memory run.
     """
     for op in ops:
         for _ in range(warmup):
@@ -218,7 +219,7 @@ def measure(ops: list[Op], device: torch.device, warmup: int = 1, mem_repeats: i
             if pm.delta_mb is not None:
                 mems.append(pm.delta_mb)
         op.mem = summarize(mems) if mems else None
-    LIBC.unpin_mmap_threshold()
+    LIBC.keep_freed_memory()
     for op in ops:
         for _ in range(warmup):
             op.fn()

@@ -54,13 +54,14 @@ class Libc:
         if self.lib is not None:
             self.lib.mallopt(-3, nbytes)  # M_MMAP_THRESHOLD; also disables the dynamic threshold
 
-    def unpin_mmap_threshold(self) -> None:
-        """Back to a heap that keeps and reuses freed memory, as glibc's dynamic threshold settles in a process
-        that allocates and frees large tensors: mmap only from 32 MiB (its ceiling), trim only above 64 MiB free.
-        For timing: with the threshold pinned low every large tensor costs fresh page faults."""
+    def keep_freed_memory(self) -> None:
+        """Serve every allocation from the heap and never return freed memory to the system (no mmap, no trim):
+        a warm allocator, for timing. Pinning the threshold, or glibc's own default, which maps each block of 32
+        MiB or more and trims a heap that frees 64 MiB or more at its top, gives a run fresh page faults whenever
+        it frees and reallocates large tensors, a cost the run's own code does not choose."""
         if self.lib is not None:
-            self.lib.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD
-            self.lib.mallopt(-1, 64 * 1024 * 1024)  # M_TRIM_THRESHOLD
+            self.lib.mallopt(-4, 0)  # M_MMAP_MAX: no mmap
+            self.lib.mallopt(-1, 2**31 - 1)  # M_TRIM_THRESHOLD: (almost) never trim
 
     def trim(self) -> None:
         """Return the heap's free memory to the system (``malloc_trim(0)``)."""
