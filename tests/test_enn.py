@@ -55,7 +55,8 @@ def test_inner_step_is_sgd_on_the_mean_edit_loss(micro, tok, grad_mode):
         new = enn.edit(batch)
     named = dict(model.named_parameters())
     w = {n: named[n].detach().clone().requires_grad_(True) for n in enn.param_names}
-    loss = nll_per_example(spec.family, forward(model, batch, w), batch["labels"]).mean()
+    # The release's edit loss: token-weighted mean NLL over the batch (eric-mitchell/mend algs/enn.py:53).
+    loss = nll(spec.family, forward(model, batch, w), batch["labels"])
     grads = dict(zip(enn.param_names, torch.autograd.grad(loss, list(w.values())), strict=True))
     assert set(new) == {n for n, _ in model.named_parameters()}
     for n, p in named.items():

@@ -11,7 +11,7 @@ import torch
 from mendrepro.batches import IGNORE, binary_batch, concat, forward, lm_batch, scored_forward, seq2seq_batch
 from mendrepro.editors.base import capture_edit_gradients, edited_weight, outer_product_update, param_key
 from mendrepro.editors.mend import MEND, MendConfig, RunningNorm
-from mendrepro.losses import accuracy_per_example, kl_loc, nll_per_example
+from mendrepro.losses import accuracy_per_example, kl_loc, nll, nll_per_example
 from mendrepro.models import edited_parameter_names
 
 TEXTS = ["where was w1 born", "who plays w2 w3 in the city", "what is w4", "he was born in w5 w6 w7"]
@@ -27,19 +27,25 @@ def make_batch(spec, tok, idx):
     return binary_batch(tok, texts, [i % 2 for i in idx])
 
 
-def autograd_grads(model, spec, names, batch):
+def autograd_grads(model, spec, names, batch, reduction="mean"):
+    """∇W of the edit loss: the release's token-weighted batch mean ("mean") or the per-example sum ("sum")."""
     named = dict(model.named_parameters())
     w = {n: named[n].detach().clone().requires_grad_(True) for n in names}
-    loss = nll_per_example(spec.family, forward(model, batch, w), batch["labels"]).sum()
+    logits = forward(model, batch, w)
+    if reduction == "mean":
+        loss = nll(spec.family, logits, batch["labels"])
+    else:
+        loss = nll_per_example(spec.family, logits, batch["labels"]).sum()
     return dict(zip(names, torch.autograd.grad(loss, list(w.values())), strict=True))
 
 
-def test_rank1_decomposition_equals_gradient(micro, tok):
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_rank1_decomposition_equals_gradient(micro, tok, reduction):
     spec, model = micro
     names = edited_parameter_names(model, spec.edit_params)
     batch = make_batch(spec, tok, [0, 1])
-    cap = capture_edit_gradients(model, spec.family, names, batch)
-    truth = autograd_grads(model, spec, names, batch)
+    cap = capture_edit_gradients(model, spec.family, names, batch, reduction=reduction)
+    truth = autograd_grads(model, spec, names, batch, reduction)
     for n in names:
         u, d = cap.inputs[n], cap.out_grads[n]
         assert torch.allclose(outer_product_update(model, n, u, d), truth[n], atol=1e-6, rtol=1e-4), n
@@ -87,11 +93,12 @@ def test_untrained_mend_with_norm_sums_normalised_pairs(micro, tok):
         assert torch.allclose(upd[n], expect, atol=1e-4, rtol=1e-4), n
 
 
-def test_batch_of_k_edits_is_sum_of_single_updates(micro, tok):
+def test_batch_of_k_edits_is_sum_of_single_updates_under_the_sum_loss(micro, tok):
+    """With ``edit_loss: sum`` (not the release's) a batch's update is the sum of its single-edit updates."""
     spec, model = micro
     names = edited_parameter_names(model, spec.edit_params)
     torch.manual_seed(1)
-    mend = MEND(model, spec.family, names, MendConfig(rank=8)).eval()
+    mend = MEND(model, spec.family, names, MendConfig(rank=8, edit_loss="sum")).eval()
     with torch.no_grad():
         for p in mend.nets.parameters():
             p.add_(0.1 * torch.randn_like(p))  # a non-identity editor network

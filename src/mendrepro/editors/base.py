@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mendrepro.batches import Batch, forward, scored_forward
-from mendrepro.losses import nll_per_example
+from mendrepro.losses import nll, nll_per_example
 from mendrepro.models import is_transposed, module_of
 
 
@@ -114,11 +114,13 @@ def capture_edit_gradients(
     params: dict[str, torch.Tensor] | None = None,
     create_graph: bool = False,
     weight_grads: bool = True,
+    reduction: str = "mean",
 ) -> Capture:
     """Backward pass of the edit loss, returning ∇W and each edited layer's inputs u and output gradients δ.
 
-    The loss is the sum over examples of each example's token-mean NLL, so the update of a batch of k edits is
-    exactly the sum of the k single-edit updates. ``params`` (optional) replaces the model's own edited weights.
+    ``reduction="mean"``: the release's edit loss, the token-weighted mean NLL over the whole batch (binary: the
+    batch mean). ``"sum"``: the sum over examples of each example's token-mean NLL, so the update of a batch of k
+    edits is exactly the sum of the k single-edit updates. ``params`` (optional) replaces the model's own weights.
     With ``weight_grads=False`` (MEND, which needs only u and δ) autograd is asked for δ directly and the
     matrices ∇W are never formed; ``grads`` is then empty.
     """
@@ -132,7 +134,12 @@ def capture_edit_gradients(
     store_out: dict[str, torch.Tensor] | None = None if weight_grads else {}
     with torch.enable_grad(), _io_hooks(model, names, store_u, store_d, store_out):
         logits, labels = scored_forward(model, family, batch, weights)
-        loss = nll_per_example(family, logits, labels).sum()
+        if reduction == "mean":
+            loss = nll(family, logits, labels)
+        elif reduction == "sum":
+            loss = nll_per_example(family, logits, labels).sum()
+        else:
+            raise ValueError(f"edit loss reduction must be 'mean' or 'sum', got {reduction!r}")
         if weight_grads:
             grads = torch.autograd.grad(loss, [weights[n] for n in names], create_graph=create_graph)
             grads_by_name = dict(zip(names, grads, strict=True))

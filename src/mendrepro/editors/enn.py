@@ -18,7 +18,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mendrepro.batches import Batch, forward, scored_forward
 from mendrepro.editors.base import Editor, param_key
-from mendrepro.losses import kl_loc, nll_per_example
+from mendrepro.losses import kl_loc, nll
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,8 @@ class EditableNetwork(Editor):
     def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
         """All parameters after ``n_inner_steps`` SGD steps of the edited matrices on the mean edit loss.
 
-        The loss is the mean over examples of each example's token-mean NLL, so a batch of k edits takes one
-        step on the mean loss as in the paper's batched ENN (not on the sum that ``capture_edit_gradients`` and
-        MEND use). With grad mode on, the step is differentiable: ``create_graph`` keeps ∇W's dependence on
+        The loss is the release's edit loss, the token-weighted mean NLL over the whole batch (binary: the batch
+        mean; eric-mitchell/mend algs/enn.py:53, ``edit_loss_fn(output, labels)["nll"]``). With grad mode on, the step is differentiable: ``create_graph`` keeps ∇W's dependence on
         every ENN weight (second order) unless ``cfg.first_order``. Under ``torch.no_grad`` (evaluation) only
         the inner gradient is computed and the result is detached.
         """
@@ -91,7 +90,7 @@ class EditableNetwork(Editor):
                 ]
                 call = {**params, **dict(zip(self.param_names, ws, strict=True))}
                 logits, labels = scored_forward(self.model, self.family, inner, call)
-                loss = nll_per_example(self.family, logits, labels).mean()
+                loss = nll(self.family, logits, labels)
                 grads = torch.autograd.grad(loss, ws, create_graph=create_graph)
             # Outside enable_grad: in evaluation the update is a plain tensor, in training it joins the graph.
             for n, w, g in zip(self.param_names, ws, grads, strict=True):

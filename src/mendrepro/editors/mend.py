@@ -24,6 +24,7 @@ from mendrepro.editors.base import (
 from mendrepro.models import is_transposed, module_of
 
 MODES = ("combine", "only_u", "only_delta", "only_smaller")
+EDIT_LOSSES = ("mean", "sum")
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,19 @@ class MendConfig:
     alpha_init: float = 1e-4
     sign: int = 1
     n_blocks: int = 2
+    # The loss whose output gradients δ MEND transforms, for a batch of k edits: "mean", as released, the
+    # token-weighted mean NLL over the whole batch (binary: the batch mean; algs/mend.py:edit,
+    # ``edit_loss_fn(outputs, labels)["nll"]``); "sum", the sum over edits of each edit's token-mean NLL, under
+    # which a batch's update is exactly the sum of its single-edit updates. Equal for one edit.
+    edit_loss: str = "mean"
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"MEND mode must be one of {MODES}, got {self.mode!r}")
         if self.init not in ("id", "xavier"):
             raise ValueError(f"MEND init must be 'id' or 'xavier', got {self.init!r}")
+        if self.edit_loss not in EDIT_LOSSES:
+            raise ValueError(f"MEND edit_loss must be one of {EDIT_LOSSES}, got {self.edit_loss!r}")
         if self.sign not in (1, -1):
             raise ValueError(f"MEND sign must be +1 (as released) or -1 (as in the paper), got {self.sign}")
 
@@ -83,16 +91,18 @@ class RunningNorm(nn.Module):
 
 
 class LowRankBlock(nn.Module):
-    """x ↦ act(scale[mode] ⊙ (U V x + b) + shift[mode]) (+ x when residual).
+    """x ↦ clamp(scale[mode] ⊙ (U V x + b) + shift[mode], min=0) (+ x when residual).
 
+    Every block is rectified, the last one too: the release's ``IDMLP`` passes ``relu=idx < n_hidden`` to
+    ``LRLinear``, but ``LRLinear.__init__`` drops that argument and its ``forward`` always clamps (eric-mitchell/mend
+    nn.py:38-81, ``acts = pre_act.clamp(min=0)``). So with Xavier init (no residual) the outputs are non-negative.
     The activation is ``clamp(min=0)``, not ``relu``: with U = 0 every pre-activation is exactly 0 at init, where
     relu's gradient is 0 (the network could never leave the identity) while clamp's is 1, as in the release.
     """
 
-    def __init__(self, dim: int, rank: int, n_modes: int | None, init: str, act: bool):
+    def __init__(self, dim: int, rank: int, n_modes: int | None, init: str):
         super().__init__()
         self.residual = init == "id"
-        self.act = act
         self.u = nn.Parameter(torch.empty(dim, rank))
         self.v = nn.Parameter(torch.empty(rank, dim))
         self.b = nn.Parameter(torch.zeros(dim))
@@ -113,7 +123,7 @@ class LowRankBlock(nn.Module):
         pre = (x @ self.v.T) @ self.u.T + self.b
         if self.scale is not None:
             pre = pre * self.scale[mode] + self.shift[mode]
-        out = pre.clamp(min=0) if self.act else pre
+        out = pre.clamp(min=0)
         return out + x if self.residual else out
 
 
@@ -123,10 +133,7 @@ class MendNet(nn.Module):
     def __init__(self, dim: int, cfg: MendConfig, n_modes: int | None):
         super().__init__()
         rank = min(cfg.rank, dim)
-        # As released: the hidden blocks are rectified, the last one is linear.
-        self.blocks = nn.ModuleList(
-            LowRankBlock(dim, rank, n_modes, cfg.init, act=i < cfg.n_blocks - 1) for i in range(cfg.n_blocks)
-        )
+        self.blocks = nn.ModuleList(LowRankBlock(dim, rank, n_modes, cfg.init) for _ in range(cfg.n_blocks))
 
     def forward(self, x: torch.Tensor, mode: torch.Tensor | None) -> torch.Tensor:
         for block in self.blocks:
@@ -226,7 +233,9 @@ class MEND(Editor):
 
     def _transformed_rows(self, inner: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """(ũ, δ̃) rows of every edited matrix for the edit examples ``inner``."""
-        cap = capture_edit_gradients(self.model, self.family, self.param_names, inner, weight_grads=False)
+        cap = capture_edit_gradients(
+            self.model, self.family, self.param_names, inner, weight_grads=False, reduction=self.cfg.edit_loss
+        )
         rows = {}
         for n in self.param_names:
             u, d = cap.inputs[n], cap.out_grads[n]
