@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_mend_math import make_batch
 
 from mendrepro.batches import concat, forward
 from mendrepro.editors.base import outer_product_update
 from mendrepro.editors.mend import MEND, MendConfig
 from mendrepro.losses import nll, nll_per_example
 from mendrepro.models import edited_parameter_names, module_of
-from test_mend_math import make_batch
 
 
 def _trained_mend(model, spec, tok, names, **options) -> MEND:
