@@ -71,8 +71,9 @@ class EditableNetwork(Editor):
 
         The loss is the release's edit loss, the token-weighted mean NLL over the whole batch (binary: the batch
         mean; eric-mitchell/mend algs/enn.py:53, ``edit_loss_fn(output, labels)["nll"]``). With grad mode on, the
-        step is differentiable: ``create_graph`` keeps ∇W's dependence on every ENN weight (second order) unless ``cfg.first_order``. Under ``torch.no_grad`` (evaluation) only
-        the inner gradient is computed and the result is detached.
+        step is differentiable: ``create_graph`` keeps ∇W's dependence on every ENN weight (second order) unless
+        ``cfg.first_order``. Under ``torch.no_grad`` (evaluation) only the inner gradient is computed and the
+        result is detached.
         """
         outer_grad = torch.is_grad_enabled()
         create_graph = outer_grad and not self.cfg.first_order
