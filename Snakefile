@@ -20,6 +20,10 @@ if not workflow.overwrite_configfiles:
     configfile: "config/tiny.yaml"
 
 
+# `--config 'seeds=[1]'` hands the list's items over as strings; the schema asks for integers.
+if isinstance(config.get("seeds"), list):
+    config["seeds"] = [int(s) if isinstance(s, str) and s.isdigit() else s for s in config["seeds"]]
+
 validate(config, schema="config/schema.yaml")
 
 
@@ -29,6 +33,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/editors.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/lr_grid.smk"
 
 
 rule all:

@@ -813,3 +813,65 @@ def test_main_table6(tmp_path, table6_files, capsys):
     assert r"Only \ensuremath{\delta}" in tex and r"O((m+n)\ensuremath{^2})" in tex
     assert tables.main(["table6", "--metrics", str(tmp_path / "absent.json"), "--out", str(out)]) == 1
     assert "absent.json" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------------
+# Several seeds of one cell: the mean over seeds, with a 95% half-width
+# --------------------------------------------------------------------------------------------------------
+def test_two_seeds_of_one_cell_give_the_mean_with_plus_minus(tmp_path, metric_files):
+    seeds = [
+        _write(tmp_path, "zsre_mend_s0", _metrics("zsre", "mend", 0.85, 0.004, seed=0)),
+        _write(tmp_path, "zsre_mend_s1", _metrics("zsre", "mend", 0.89, 0.002, seed=1)),
+    ]
+    others = [p for p in metric_files if p.name != "zsre_mend.json"]
+    metrics = tables.load_metrics(others + seeds)
+    row = metrics[(metrics.task == "zsre") & (metrics.editor == "mend")].iloc[0]
+    assert row["n_seeds"] == 2 and row["seeds"] == (0, 1)
+    assert row["paths"] == tuple(map(str, seeds))
+    assert row["es"] == pytest.approx(0.87) and row["dd"] == pytest.approx(0.003)
+    # ± = 1.96·sd/√n over seeds: sd of (0.85, 0.89) = 0.02·√2
+    assert row["es_pm"] == pytest.approx(1.96 * 0.02 * math.sqrt(2) / math.sqrt(2))
+    df = tables.table4(metrics)
+    assert df.loc["MEND", "zsRE ES (ours)"] == "0.870±0.039"
+    assert df.loc["MEND", "zsRE DD (ours)"] == "0.003±0.002"
+    assert df.loc["MEND", "zsRE ES (paper)"] == "0.98"
+    assert df.loc["MEND", "FEVER ES (ours)"] == "0.876"  # one seed: as before (0.8765)
+    caption = tables.table4_caption(metrics, profile="tiny")
+    assert "mean over seeds [0, 1]" in caption and "1.96·sd/√n" in caption
+    assert "cells of one seed have no ±" in caption
+    # one seed, with or without the key: exactly today's output
+    assert "seeds" not in tables.table4_caption(tables.load_metrics(metric_files), profile="tiny")
+    single = [_write(tmp_path, "zsre_mend_only_s1", _metrics("zsre", "mend", 0.93, 0.004, seed=1))]
+    assert tables.table4(tables.load_metrics(others + single)).equals(tables.table4(tables.load_metrics(metric_files)))
+
+
+def test_same_seed_twice_is_still_a_duplicate_cell(tmp_path, metric_files):
+    dup = [
+        _write(tmp_path, "a", _metrics("zsre", "mend", 0.5, 0.0, seed=1)),
+        _write(tmp_path, "b", _metrics("zsre", "mend", 0.6, 0.0, seed=1)),
+    ]
+    with pytest.raises(ValueError, match="same Table 4 cell") as info:
+        tables.table4(tables.load_metrics(dup))
+    assert "a.json" in str(info.value) and "b.json" in str(info.value)
+    bad = _write(tmp_path, "c", _metrics("zsre", "mend", 0.6, 0.0, seed="one"))
+    with pytest.raises(tables.MetricsError, match="'seed' must be an integer"):
+        tables.load_metrics([bad])
+
+
+def test_seeds_in_tables_5_and_6_and_ignored_files(tmp_path, table5_files, capsys):
+    seeds = [
+        _write(tmp_path, f"mend_k5_s{s}", _metrics5("mend", 5, es, 0.004, seed=s)) for s, es in ((1, 0.8), (2, 0.9))
+    ]
+    files = [p for p in table5_files if p.name != "mend_k5.json"] + seeds
+    metrics = tables.load_metrics(files)
+    assert batched.table5(metrics).loc["MEND", "ES k=5 (ours)"] == "0.850±0.098"
+    assert batched.table5(metrics).loc["MEND", "ES k=25 (ours)"] == "0.713"
+    assert "mean over seeds [0, 1, 2]" in batched.table5_caption(metrics)
+    t6 = [_write(tmp_path, f"t6_s{s}", _metrics("zsre", "mend-no_norm", 0.5 + s / 10, 0.0, seed=s)) for s in (0, 1)]
+    assert ablations.table6(tables.load_metrics(t6)).loc["No norm", "zsRE ES (ours)"] == "0.550±0.098"
+    # files of an ignored cell are named one by one
+    wiki = [_write(tmp_path, f"wiki_s{s}", _metrics("wikitext", "mend", 0.5, 0.1, seed=s)) for s in (0, 1)]
+    out = tmp_path / "t5"
+    assert tables.main(["table5", "--metrics", *map(str, files + wiki), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {wiki[0]} is not a Table 5 result" in err and f"warning: {wiki[1]} is not" in err

@@ -38,6 +38,7 @@ from mendrepro.pretrain import pretrain
 from mendrepro.pretrained import fetch_source
 from mendrepro.report import TABLE_COMMANDS, tables
 from mendrepro.sampling import self_sample
+from mendrepro.splits import dev_split, validation_batches
 from mendrepro.tasks import FeverTask, WikitextTask, ZsreTask, merge, sample_requests
 from mendrepro.train import train_editor
 
@@ -141,6 +142,14 @@ def _files(args) -> dict[str, str]:
     return json.loads(args.files)
 
 
+def _n_heldout(exp: Experiment) -> int:
+    """How many dev edits of the task are held out of evaluation to validate editor training."""
+    n = exp.task_options.get("n_heldout")
+    if n is None:
+        raise ValueError(f"tasks.{exp.task}.n_heldout is not set: how many dev edits validate editor training")
+    return n
+
+
 def _editor_keys(exp: Experiment, editor: Editor) -> dict:
     """What a training summary or metrics file says about its editor: id, kind, trained parameters (the editor
     network's own, never the frozen base model's), and how many edits it was trained with at once."""
@@ -151,6 +160,7 @@ def _editor_keys(exp: Experiment, editor: Editor) -> dict:
         "editor_kind": exp.editor_kind,
         "editor_parameters": sum(p.numel() for p in editor.trainable_parameters()),
         "train_k": exp.train.edits_per_step,
+        "seed": exp.seed,
     }
 
 
@@ -165,12 +175,14 @@ def cmd_train(args) -> None:
     train_task, dev_task = build_task(exp, tok, "train", files), build_task(exp, tok, "dev", files)
     editor = build_editor(exp, model, None)
     cfg = exp.train
-    vrng = random.Random(cfg.seed + 1)
-    n_val = min(cfg.n_val, len(dev_task) // cfg.edits_per_step)
-    val = []
-    for j in range(n_val):
-        idx = range(j * cfg.edits_per_step, (j + 1) * cfg.edits_per_step)
-        val.append(merge([dev_task.request(i, vrng, n_loc=cfg.n_loc) for i in idx], tok.pad_token_id))
+    # Validation edits: the dev edits held out of every evaluation (mendrepro.splits), fixed across seeds.
+    _, heldout = dev_split(len(dev_task), exp.eval.seed, _n_heldout(exp))
+    vrng = random.Random(exp.eval.seed + 1)
+    val = [
+        merge([dev_task.request(i, vrng, n_loc=cfg.n_loc) for i in idx], tok.pad_token_id)
+        for idx in validation_batches(heldout, cfg.edits_per_step, cfg.n_val)
+    ]
+    log.info("validation: %d requests of %d held-out dev edits", len(val), cfg.edits_per_step)
     summary = train_editor(
         editor,
         lambda rng: sample_requests(train_task, rng, cfg.edits_per_step, cfg.n_loc),
@@ -205,7 +217,15 @@ def cmd_evaluate(args) -> None:
         threshold = editor.tune([train_task.request(i, trng, n_loc=exp.eval.n_loc, all_equiv=True) for i in idx])
         log.info("cache threshold tuned on %d training edits: %.4f", n_tune, threshold)
     ev = exp.eval
-    records = evaluate_editor(editor, dev_task, ev.n_edits, ev.k, ev.n_loc, ev.seed, _device())
+    order, _ = dev_split(len(dev_task), ev.seed, _n_heldout(exp))
+    n_edits = min(ev.n_edits, len(order)) // ev.k * ev.k
+    if n_edits < ev.n_edits:
+        log.warning(
+            "evaluating %d edits, not eval.n_edits = %d: the dev split has %d, of which %d are held out for "
+            "validation (tasks.%s.n_heldout), in batches of k = %d",
+            n_edits, ev.n_edits, len(dev_task), _n_heldout(exp), exp.task, ev.k,
+        )  # fmt: skip
+    records = evaluate_editor(editor, dev_task, order[:n_edits], ev.k, ev.n_loc, ev.seed, _device())
     write_records(records, Path(args.records))
     metrics = aggregate(records, exp.model.family)
     metrics.update(

@@ -101,7 +101,7 @@ def train_editor(
         core.train()
         return tot
 
-    best, best_step, history, skipped = math.inf, 0, [], 0
+    best, best_step, history, skipped, stopped_early = math.inf, 0, [], 0, False
     t0 = time.time()
     core.train()
     bar = tqdm(range(1, cfg.steps + 1), desc="train editor", mininterval=5, disable=not accelerator.is_main_process)
@@ -131,11 +131,15 @@ def train_editor(
                     save_atomic(core.state_dict(), out_path)
             elif step - best_step >= cfg.patience:
                 log.info("early stop at step %d (best %.4f at step %d)", step, best, best_step)
+                stopped_early = True
                 break
+    if not stopped_early:
+        log.warning("training hit its step cap (%d steps) before validation loss stopped improving", cfg.steps)
     return {
         "steps": step,
         "best_step": best_step,
         "best_val_loss": best,
+        "hit_step_cap": not stopped_early,
         "skipped_updates": skipped,
         "seconds": time.time() - t0,
         "history": history,

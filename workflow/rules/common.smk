@@ -5,7 +5,12 @@ import sys
 
 PROFILE = config["profile"]
 RES = f"results/{PROFILE}"
-FIG = f"figures/{PROFILE}"
+# Every seeded output (base models pre-trained here, editors, evaluations) lies under {RES}/seed<s>/; the tables
+# aggregate over the config's seeds. The default seeds [0] write figures/<profile>/, any other list its own folder
+# (e.g. `--config 'seeds=[1]'` writes figures/<profile>/seeds-1/), so runs of other seeds sit side by side.
+SEEDS = [int(s) for s in config["seeds"]]
+FIG = f"figures/{PROFILE}" + ("" if SEEDS == [0] else "/seeds-" + "-".join(str(s) for s in SEEDS))
+SEEDED = f"{RES}/seed{{seed}}"
 # "{python}" in the launcher is the interpreter running Snakemake, so rules use the same environment; under
 # --sdm conda/apptainer it is the environment's own `python` (the host's interpreter is not in there).
 _IN_ENV = {m.name.lower() for m in workflow.deployment_settings.deployment_method} & {"conda", "apptainer"}
@@ -54,8 +59,11 @@ WORLD_KEYS = [k for keys in TASK_FILES.values() for k in keys if not k.startswit
 DATA_KEYS = [k for keys in TASK_FILES.values() for k in keys]
 
 
-def data_file(key):
-    return config["data"][key]
+def data_file(key, seed=None):
+    """The path of data file ``key``; a path with ``{seed}`` (the tiny profile's self-samples, drawn from a base
+    model pre-trained per seed) is filled in when ``seed`` is given, else left as a wildcard."""
+    path = config["data"][key]
+    return path.format(seed=seed) if seed is not None else path
 
 
 def task_files(wildcards):
@@ -65,7 +73,7 @@ def task_files(wildcards):
     model = config["models"].get(getattr(wildcards, "model", ""), {})
     if model.get("loc_source") == "openwebtext":
         keys = [k.replace("wiki_", "owt_") if k.startswith("wiki_") else k for k in keys]
-    return {k: data_file(k) for k in keys}
+    return {k: data_file(k, wildcards.seed) for k in keys}
 
 
 def task_files_json(wildcards):
@@ -76,12 +84,13 @@ def source_json(wildcards):
     return json.dumps(config["models"][wildcards.model]["source"], sort_keys=True)
 
 
-def model_dir(name):
-    return f"{RES}/models/{name}"
+def model_dir(name, seed):
+    """A base model: a fetched checkpoint (one for all seeds) or one pre-trained here per seed."""
+    return f"{RES}/models/{name}" if name in SOURCED_MODELS else f"{RES}/seed{seed}/models/{name}"
 
 
 def model_input(wildcards):
-    return model_dir(wildcards.model)
+    return model_dir(wildcards.model, wildcards.seed)
 
 
 BATCHED = re.compile(r"(?P<base>.+)-k(?P<k>\d+)")
@@ -132,14 +141,16 @@ def is_learned(editor):
     return editor_entry(editor)["kind"] in ("mend", "ke", "enn")
 
 
-def experiment(task, model, editor=""):
-    """The experiment mapping one command receives: model spec, task and editor options, loop settings."""
+def experiment(task, model, editor="", seed=0):
+    """The experiment mapping one command receives: model spec, task and editor options, loop settings. The run's
+    seed drives pre-training, the editor's initialisation and its training; the evaluation's edits (eval.seed) are
+    the same for every seed."""
     m = dict(config["models"][model])
     if m["task"] != task:
         raise ValueError(f"model '{model}' is configured for task '{m['task']}', not '{task}'")
     exp = {
         "profile": PROFILE,
-        "seed": config["seed"],
+        "seed": int(seed),
         "task": task,
         "model": {"name": model, **{k: v for k, v in m.items() if k not in ("task", "pretrain", "train")}},
         "pretrain": m.get("pretrain", {}),
@@ -160,29 +171,39 @@ def experiment(task, model, editor=""):
     if editor:
         exp["train"].update(e.get("per_model", {}).get(model, {}).get("train", {}))
         exp["train"].update(e.get("batch_train", {}))
+    exp["train"]["seed"] = int(seed)
+    if editor:
+        # The editor's learning rate as the grid chose it (`snakemake lr_grid`; config train_lr), if listed.
+        lr = config.get("train_lr", {}).get(f"{task}/{model}/{editor}")
+        if lr is not None:
+            exp["train"]["lr"] = float(lr)
     return exp
 
 
 def experiment_json(wildcards):
     return json.dumps(
-        experiment(wildcards.task, wildcards.model, getattr(wildcards, "editor", "")), sort_keys=True
+        experiment(wildcards.task, wildcards.model, getattr(wildcards, "editor", ""), wildcards.seed), sort_keys=True
     )
 
 
-def base_model_json(model):
+def base_model_json(model, seed):
     """The experiment of a rule that builds or samples the base model itself: without the editors' training and
     evaluation settings, so changing those does not re-run pre-training."""
-    exp = experiment(config["models"][model]["task"], model)
+    exp = experiment(config["models"][model]["task"], model, seed=seed)
     return json.dumps({k: v for k, v in exp.items() if k not in ("train", "eval")}, sort_keys=True)
 
 
 def pretrain_json(wildcards):
-    return base_model_json(wildcards.model)
+    return base_model_json(wildcards.model, wildcards.seed)
+
+
+def sampler_json(wildcards):
+    return base_model_json(config["tasks"]["wikitext"]["sampler_model"], wildcards.seed)
 
 
 def checkpoint_input(wildcards):
     if is_learned(wildcards.editor):
-        return f"{RES}/{wildcards.task}/{wildcards.model}/{wildcards.editor}/editor.pt"
+        return f"{RES}/seed{wildcards.seed}/{wildcards.task}/{wildcards.model}/{wildcards.editor}/editor.pt"
     return []
 
 
@@ -193,19 +214,24 @@ def ckpt_arg(wildcards, input):
 TABLES = ("table3", "table4", "table5", "table6")
 
 
-def metrics_path(task, model, editor, k=1):
-    return f"{RES}/{task}/{model}/{editor}/eval_k{k}/metrics.json"
+def run_dir(seed, task, model, editor):
+    return f"{RES}/seed{seed}/{task}/{model}/{editor}"
+
+
+def metrics_path(task, model, editor, k=1, seed=0):
+    return f"{run_dir(seed, task, model, editor)}/eval_k{k}/metrics.json"
 
 
 def table_metrics(table):
-    """The metrics files one table is rendered from: its experiments x its editors, one edit at a time; for
-    Table 5, x its batch sizes k, each k's editors trained and evaluated with k edits at once."""
+    """The metrics files one table is rendered from: its experiments x its editors, one edit at a time (for
+    Table 5, x its batch sizes k, each k's editors trained and evaluated with k edits at once), x the seeds."""
     t = config["tables"][table]
     for e in t["experiments"]:
         experiment(e["task"], e["model"])  # fails at DAG start on a model configured for another task
     ks = [b["k"] for b in t.get("batches", [{"k": 1}])]
     return [
-        metrics_path(e["task"], e["model"], editor_dir(ed, k), k)
+        metrics_path(e["task"], e["model"], editor_dir(ed, k), k, seed)
+        for seed in SEEDS
         for e in t["experiments"]
         for ed in t["editors"]
         for k in ks
@@ -217,15 +243,33 @@ def table_outputs(table):
 
 
 def memory_train_metrics():
-    """The training summaries of the memory figure: every learned editor of Tables 3 and 4 (one edit per step)."""
+    """The training summaries of the memory figure: every learned editor of Tables 3 and 4 (one edit per step),
+    first seed (peak memory does not depend on the seed)."""
     seen = []
     for table in ("table3", "table4"):
         t = config["tables"].get(table, {})
         for e in t.get("experiments", []):
             for ed in t.get("editors", []):
-                path = f"{RES}/{e['task']}/{e['model']}/{ed}/train.json"
+                path = f"{run_dir(SEEDS[0], e['task'], e['model'], ed)}/train.json"
                 if is_learned(ed) and path not in seen:
                     seen.append(path)
+    return seen
+
+
+def claims_train_metrics():
+    """The training summaries of every learned editor of every table and seed (the claims table flags any that
+    hit its step cap)."""
+    seen = []
+    for table in TABLES:
+        t = config["tables"].get(table, {})
+        ks = [b["k"] for b in t.get("batches", [{"k": 1}])]
+        for seed in SEEDS:
+            for e in t.get("experiments", []):
+                for ed in t.get("editors", []):
+                    for k in ks:
+                        path = f"{run_dir(seed, e['task'], e['model'], editor_dir(ed, k))}/train.json"
+                        if is_learned(ed) and path not in seen:
+                            seen.append(path)
     return seen
 
 
@@ -242,6 +286,24 @@ def figure_outputs():
     return out
 
 
+def claims_outputs():
+    return [f"{FIG}/claims.md", f"{FIG}/claims.csv"] if any(t in config["tables"] for t in TABLES) else []
+
+
 def all_targets():
     tables = [path for table in TABLES if table in config["tables"] for path in table_outputs(table)]
-    return tables + figure_outputs()
+    return tables + figure_outputs() + claims_outputs()
+
+
+def check_train_lr():
+    """Every `train_lr` key names a learned editor that some table trains (a stale or misspelt key fails here)."""
+    trained = {"/".join(p.split("/")[-4:-1]) for p in claims_train_metrics()}
+    unknown = sorted(set(config.get("train_lr", {})) - trained)
+    if unknown:
+        raise ValueError(
+            f"train_lr: {unknown} name no learned editor of the configured tables; keys are task/model/editor, "
+            f"e.g. {sorted(trained)[:3]}"
+        )
+
+
+check_train_lr()

@@ -5,9 +5,11 @@ rule train_editor:
     input:
         model=model_input,
         data=lambda wc: list(task_files(wc).values()),
+    wildcard_constraints:
+        seed=r"\d+",
     output:
-        ckpt=f"{RES}/{{task}}/{{model}}/{{editor}}/editor.pt",
-        metrics=f"{RES}/{{task}}/{{model}}/{{editor}}/train.json",
+        ckpt=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/editor.pt",
+        metrics=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/train.json",
     params:
         exp=experiment_json,
         files=task_files_json,
@@ -17,9 +19,9 @@ rule train_editor:
         mem_mb=rule_resource("train", "mem_mb"),
         runtime=rule_resource("train", "runtime"),
     log:
-        f"{RES}/logs/train/{{task}}/{{model}}/{{editor}}.log",
+        f"{RES}/logs/seed{{seed}}/train/{{task}}/{{model}}/{{editor}}.log",
     benchmark:
-        f"{RES}/benchmarks/train/{{task}}/{{model}}/{{editor}}.tsv"
+        f"{RES}/benchmarks/seed{{seed}}/train/{{task}}/{{model}}/{{editor}}.tsv"
     conda:
         "../../envs/mendrepro.yaml"
     shell:

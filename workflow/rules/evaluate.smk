@@ -7,10 +7,11 @@ rule evaluate:
         data=lambda wc: list(task_files(wc).values()),
         ckpt=checkpoint_input,
     output:
-        records=f"{RES}/{{task}}/{{model}}/{{editor}}/eval_k{{k}}/edits.jsonl",
-        metrics=f"{RES}/{{task}}/{{model}}/{{editor}}/eval_k{{k}}/metrics.json",
+        records=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/eval_k{{k}}/edits.jsonl",
+        metrics=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/eval_k{{k}}/metrics.json",
     wildcard_constraints:
         k=r"\d+",
+        seed=r"\d+",
     params:
         exp=experiment_json,
         files=task_files_json,
@@ -21,9 +22,9 @@ rule evaluate:
         mem_mb=rule_resource("evaluate", "mem_mb"),
         runtime=rule_resource("evaluate", "runtime"),
     log:
-        f"{RES}/logs/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.log",
+        f"{RES}/logs/seed{{seed}}/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.log",
     benchmark:
-        f"{RES}/benchmarks/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.tsv"
+        f"{RES}/benchmarks/seed{{seed}}/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.tsv"
     conda:
         "../../envs/mendrepro.yaml"
     shell:

@@ -4,12 +4,13 @@
 rule pretrain:
     wildcard_constraints:
         model=one_of(PRETRAINED_MODELS),
+        seed=r"\d+",
     input:
         world=[data_file(k) for k in WORLD_KEYS],
         tokenizer=f"{RES}/tokenizer/tokenizer.json",
     output:
-        model=directory(f"{RES}/models/{{model}}"),
-        metrics=f"{RES}/models/{{model}}.metrics.json",
+        model=directory(f"{SEEDED}/models/{{model}}"),
+        metrics=f"{SEEDED}/models/{{model}}.metrics.json",
     params:
         exp=pretrain_json,
         world=f"{RES}/world",
@@ -17,9 +18,9 @@ rule pretrain:
     resources:
         mem_mb=4000,
     log:
-        f"{RES}/logs/pretrain/{{model}}.log",
+        f"{RES}/logs/seed{{seed}}/pretrain/{{model}}.log",
     benchmark:
-        f"{RES}/benchmarks/pretrain/{{model}}.tsv"
+        f"{RES}/benchmarks/seed{{seed}}/pretrain/{{model}}.tsv"
     conda:
         "../../envs/mendrepro.yaml"
     shell:
@@ -28,20 +29,28 @@ rule pretrain:
 
 
 if "self_sample_train" not in DOWNLOADS:
+    for _key in ("self_sample_train", "self_sample_dev"):
+        if "{seed}" not in data_file(_key):
+            raise ValueError(
+                f"data.{_key}: the self-samples are drawn from a base model pre-trained per seed, so the path must "
+                f"contain '{{seed}}' (e.g. {RES}/seed{{seed}}/self_sample/train.json), got {data_file(_key)!r}"
+            )
 
     rule self_sample:
+        wildcard_constraints:
+            seed=r"\d+",
         input:
-            model=model_dir(config["tasks"]["wikitext"]["sampler_model"]),
+            model=f"{SEEDED}/models/{config['tasks']['wikitext']['sampler_model']}",
             wiki_train=data_file("wiki_train"),
             wiki_dev=data_file("wiki_dev"),
         output:
             train=data_file("self_sample_train"),
             dev=data_file("self_sample_dev"),
         params:
-            exp=base_model_json(config["tasks"]["wikitext"]["sampler_model"]),
+            exp=sampler_json,
         threads: 1
         log:
-            f"{RES}/logs/self_sample.log",
+            f"{RES}/logs/seed{{seed}}/self_sample.log",
         conda:
             "../../envs/mendrepro.yaml"
         shell:

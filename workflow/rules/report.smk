@@ -113,3 +113,37 @@ if PROBE_SIZES:
             "../../envs/mendrepro.yaml"
         shell:
             "{REPORT_CMD} memory-probe-report --probe {input} --out {FIG}/memory_probe --profile {PROFILE} > {log} 2>&1"
+
+
+# The paper's claims (PAPER_SPEC), each with the paper's evidence, ours, a 95% bootstrap interval over the edits
+# (paired across editors, two-level across seeds) and a verdict; computed from the raw per-edit files beside the
+# metrics files (every metrics file of every configured table, each once), the editors' training summaries
+# (step-cap notes) and the memory probes (F3.1).
+CLAIMS_METRICS = list(dict.fromkeys(p for t in TABLES if t in config["tables"] for p in table_metrics(t)))
+
+
+if CLAIMS_METRICS:
+
+    rule claims:
+        input:
+            metrics=CLAIMS_METRICS,
+            edits=[Path(p).with_name("edits.jsonl").as_posix() for p in CLAIMS_METRICS],
+            train=claims_train_metrics(),
+            probe=[f"{RES}/memory_probe/{size}.json" for size in PROBE_SIZES],
+        output:
+            md=f"{FIG}/claims.md",
+            csv=report(
+                f"{FIG}/claims.csv",
+                caption="../report/claims.rst",
+                category="Claims",
+                labels={"table": "claims", "format": "csv"},
+            ),
+        params:
+            tables=json.dumps(config["tables"], sort_keys=True),
+        log:
+            f"{RES}/logs/claims.log",
+        conda:
+            "../../envs/mendrepro.yaml"
+        shell:
+            "{REPORT_CMD} claims --metrics {input.metrics} --train {input.train} --probe {input.probe} "
+            "--tables {params.tables:q} --out {FIG}/claims --profile {PROFILE} > {log} 2>&1"

@@ -2,4 +2,4 @@
 
 # The report commands of `python -m mendrepro`: tables and figures, all dispatched by mendrepro.report.tables.main
 # and rendered with pandas (and matplotlib/seaborn for figures) only, never torch.
-TABLE_COMMANDS = ("table3", "table4", "table5", "table6", "figure3-memory", "memory-probe-report")
+TABLE_COMMANDS = ("table3", "table4", "table5", "table6", "figure3-memory", "memory-probe-report", "claims", "lr-grid")

@@ -44,7 +44,8 @@ def table6_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     """The metrics rows that belong in Table 6: its editors on Wikitext/distilGPT-2 and zsRE/BART-base, one edit
     at a time, trained with one edit per step (the task is in column ``group``).
 
-    Raises ValueError when two files give the same cell, or a task reports the wrong kind of drawdown.
+    Raises ValueError when two files give the same cell with the same seed, or a task reports the wrong kind
+    of drawdown.
     """
     return tables.one_edit_rows(_TABLE6, metrics)
 
@@ -75,7 +76,7 @@ def table6_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
     tiny_note = tables.TINY_NOTE if profile == "tiny" else ""
     return (
         f"Table 6 (MEND ablations; {tables.caption_models(_TABLE6)}), one edit at a time; ours: profile {profile}, "
-        f"{tables.describe_n(rows['n'].tolist() if not rows.empty else [])}.{tiny_note} "
+        f"{tables.describe_n(rows['n'].tolist() if not rows.empty else [])}.{tables.seeds_note(rows)}{tiny_note} "
         "No sharing = one editor network per edited layer (MEND shares one per layer shape); No norm = no "
         "normalization of the editor's inputs; No ID init = random instead of identity initialization; "
         "Only u / Only δ / Only smaller = the editor transforms only the layer input u, only the gradient δ at "
@@ -93,7 +94,7 @@ def _run(args: argparse.Namespace) -> list[Path]:
     metrics = tables.load_metrics(args.metrics)
     used = table6_rows(metrics)
     tables.warn_ignored(
-        set(metrics["path"]) - set(used["path"]),
+        tables.unused_paths(metrics, used),
         "is not a Table 6 result (Wikitext/gpt2 or zsRE/bart, a MEND variant, n_edits == train_k == 1)",
     )
     df = table6(metrics, include_paper_only=args.show_paper_only)

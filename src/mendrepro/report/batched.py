@@ -49,8 +49,9 @@ def _belongs(task: str, kind: str, editor: str, n_edits: int, train_k: int) -> b
 def table5_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     """The metrics rows that belong in Table 5 (see the module doc), with the batch size in column ``k``.
 
-    Raises ValueError when two files give the same cell, when the files are of more than one model, or when a
-    file reports a drawdown other than accuracy.
+    A cell's runs of several seeds are one row, their mean (:func:`mendrepro.report.tables.load_metrics`).
+    Raises ValueError when two files give the same cell with the same seed, when the files are of more than one
+    model, or when a file reports a drawdown other than accuracy.
     """
     if metrics.empty:
         return metrics.assign(k=pd.Series([], dtype=int))
@@ -90,7 +91,10 @@ def table5(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.Dat
     the paper's exactly as published, ``"—"`` where there is no value.
     """
     rows = table5_rows(metrics)
-    ours = {(r["editor_kind"], r["k"]): {"ES": r["es"], "DD": r["dd"]} for _, r in rows.iterrows()}
+    ours = {
+        (r["editor_kind"], r["k"]): {"ES": (r["es"], r.get("es_pm")), "DD": (r["dd"], r.get("dd_pm"))}
+        for _, r in rows.iterrows()
+    }
     kinds = [k for k in ROW_LABELS if include_paper_only or any(kind == k for kind, _ in ours)]
     data = []
     for kind in kinds:
@@ -98,9 +102,9 @@ def table5(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.Dat
         cells = []
         for metric in METRICS:
             for k in paper.TABLE5_BATCH_SIZES:
-                value = ours.get((kind, k), {}).get(metric)
+                value, pm = ours.get((kind, k), {}).get(metric, (None, None))
                 published = paper.TABLE5.get((label, paper.table5_column(metric, k)))  # type: ignore[arg-type]
-                cells += [tables.format_ours(value), published if published is not None else tables.MISSING]
+                cells += [tables.format_mean(value, pm), published if published is not None else tables.MISSING]
         data.append(cells)
     index = pd.Index([ROW_LABELS[k] for k in kinds], name="Editor")
     return pd.DataFrame(data, index=index, columns=table5_columns())
@@ -135,7 +139,7 @@ def table5_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
     return (
         f"Table 5 (zsRE/{model_label}), k edits at once: each editor is trained with k edits per step and "
         "evaluated with k edits applied at once (k = 1: the one-edit editors of Table 4); "
-        f"ours: profile {profile}, {_describe_n_per_k(rows)}.{tiny_note} "
+        f"ours: profile {profile}, {_describe_n_per_k(rows)}.{tables.seeds_note(rows)}{tiny_note} "
         "ES = edit success on equivalence examples, averaged over all k edits of each batch (and over batches). "
         "acc DD = locality accuracy before − after, measured after the whole batch of k edits is applied. "
         f"Paper values: {paper.CITATION}, Table 5. {tables.PAPER_ONLY}"
@@ -145,7 +149,7 @@ def table5_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
 def _run(args: argparse.Namespace) -> list[Path]:
     metrics = tables.load_metrics(args.metrics)
     used = table5_rows(metrics)
-    tables.warn_ignored(set(metrics["path"]) - set(used["path"]), _CRITERIA)
+    tables.warn_ignored(tables.unused_paths(metrics, used), _CRITERIA)
     df = table5(metrics, include_paper_only=args.show_paper_only)
     return tables.write_table(df, args.out, table5_caption(metrics, profile=args.profile))
 

@@ -15,7 +15,8 @@ Command line, as a Snakemake rule calls it::
     python -m mendrepro table4 --metrics a.json b.json ... --out figures/tiny/table4 --profile tiny
 
 and likewise ``table3`` (large models: GPT-Neo, GPT-J on Wikitext; T5-XL, T5-XXL on zsRE), ``table5``,
-``table6``, ``figure3-memory`` and ``memory-probe-report`` (see ``--help``).
+``table6``, ``figure3-memory``, ``memory-probe-report`` and ``claims`` (:mod:`mendrepro.report.claims`; see
+``--help``).
 """
 
 from __future__ import annotations
@@ -145,23 +146,123 @@ def _read_one(path: Path) -> dict:
     return record
 
 
+def check_seed(path: Path, record: dict) -> int:
+    """The run's seed (key ``seed``; files written before seeds were recorded lack it: seed 0), validated."""
+    seed = record.get("seed", 0)
+    if not is_number(seed) or seed != int(seed):
+        raise MetricsError(f"{path}: key 'seed' must be an integer, got {seed!r}")
+    record["seed"] = int(seed)
+    return int(seed)
+
+
+def read_metrics_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict]:
+    """The validated record of each metrics JSON file (one per file, as :func:`load_metrics` reads them, seed
+    defaulted to 0), with its file in key ``path``."""
+    records = []
+    for p in paths:
+        path = Path(p)
+        record = _read_one(path)
+        check_seed(path, record)
+        record["path"] = str(path)
+        records.append(record)
+    return records
+
+
+# A table cell: the runs that differ only in their seed.
+CELL_KEYS: tuple[str, ...] = ("task", "model", "editor", "n_edits", "train_k")
+SEED_COLUMNS: tuple[str, ...] = ("seed", "seeds", "n_seeds", "paths", "es_pm", "dd_pm")
+Z95 = 1.96  # the normal quantile of a two-sided 95% interval
+
+
+def half_width_95(values: Sequence[float]) -> float:
+    """Half-width of a 95% interval of the mean of ``values`` (normal approximation: 1.96·sd/√n, sample sd);
+    NaN for fewer than two values."""
+    vals = [float(v) for v in values]
+    if len(vals) < 2:
+        return math.nan
+    mean = sum(vals) / len(vals)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+    return Z95 * sd / math.sqrt(len(vals))
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _mean_row(rows: list[dict]) -> dict:
+    """One record for the runs of one cell with distinct seeds: numbers averaged, anything else the first's."""
+    out: dict = {}
+    for key in dict.fromkeys(k for r in rows for k in r):
+        if key in CELL_KEYS:
+            out[key] = rows[0][key]
+            continue
+        values = [r.get(key) for r in rows]
+        present = [v for v in values if not _is_missing(v)]
+        if present and all(is_number(v) for v in present):
+            out[key] = sum(present) / len(present)
+        else:
+            out[key] = present[0] if present else None
+    out["seeds"] = tuple(sorted(r["seed"] for r in rows))
+    out["seed"] = out["seeds"][0]
+    out["n_seeds"] = len(rows)
+    out["paths"] = tuple(r["path"] for r in rows)
+    out["path"] = ", ".join(out["paths"])
+    out["es_pm"] = half_width_95([r["es"] for r in rows])
+    out["dd_pm"] = half_width_95([r["dd"] for r in rows])
+    return out
+
+
+def mean_over_seeds(records: Sequence[dict]) -> list[dict]:
+    """One record per table cell (:data:`CELL_KEYS`): the mean over its seeds where a cell has several runs of
+    distinct seeds (with ``n_seeds``, ``seeds``, the files in ``paths`` and ``path`` joined by ", ", and the
+    95% half-widths over seeds ``es_pm`` and ``dd_pm``), in the order cells first appear.
+
+    A cell with two files of the same seed is left as it is (one record per file), so that the table's
+    duplicate check names the files.
+    """
+    cells: dict[tuple, list[dict]] = {}
+    for r in records:
+        cells.setdefault(tuple(r[k] for k in CELL_KEYS), []).append(r)
+    out = []
+    for rows in cells.values():
+        seeds = [r["seed"] for r in rows]
+        if len(rows) > 1 and len(set(seeds)) == len(seeds):
+            out.append(_mean_row(rows))
+            continue
+        for r in rows:
+            single = dict(r)
+            single.update(seeds=(r["seed"],), n_seeds=1, paths=(r["path"],), es_pm=math.nan, dd_pm=math.nan)
+            out.append(single)
+    return out
+
+
 def load_metrics(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
-    """One row per metrics JSON file, with its keys as columns and its file in column ``path``.
+    """One row per table cell, with the metrics files' keys as columns and its file in column ``path``.
+
+    A cell is a (task, model, editor, n_edits, train_k) (:data:`CELL_KEYS`); its runs of several seeds (key
+    ``seed``, 0 where absent) become one row of their mean (:func:`mean_over_seeds`): ``path`` then joins
+    their files and ``paths`` lists them, ``n_seeds`` counts them, ``es_pm``/``dd_pm`` are the 95% half-widths
+    over seeds (NaN for one seed).
 
     Raises FileNotFoundError for a missing file and :class:`MetricsError` for a file that is not a JSON object
     with the required keys (:data:`REQUIRED_KEYS`) and value types; both messages name the file. Columns
     ``editor_kind`` and ``train_k`` are always there (inferred for older files: :func:`check_editor_keys`).
     """
-    records = []
-    for p in paths:
-        path = Path(p)
-        record = _read_one(path)
-        record["path"] = str(path)
-        records.append(record)
-    df = pd.DataFrame.from_records(records)
+    df = pd.DataFrame.from_records(mean_over_seeds(read_metrics_records(paths)))
     if df.empty:
-        df = pd.DataFrame(columns=[*REQUIRED_KEYS, "editor_kind", "train_k", "path"])
+        df = pd.DataFrame(columns=[*REQUIRED_KEYS, "editor_kind", "train_k", "path", *SEED_COLUMNS])
     return df
+
+
+def unused_paths(metrics: pd.DataFrame, used: pd.DataFrame) -> set[str]:
+    """The files behind the rows of ``metrics`` that are not among the rows ``used`` by a table."""
+
+    def files(df: pd.DataFrame) -> set[str]:
+        if "paths" not in df:
+            return set(df["path"]) if "path" in df else set()
+        return {p for ps, p1 in zip(df["paths"], df["path"], strict=True) for p in (ps if ps else (p1,))}
+
+    return files(metrics) - files(used)
 
 
 def warn_ignored(paths: Iterable[str], why: str) -> None:
@@ -182,6 +283,27 @@ def format_ours(value: float | None) -> str:
         return "n/a"
     text = f"{value:.3f}"
     return "0.000" if text == "-0.000" else text
+
+
+def format_mean(value: float | None, pm: float | None = None) -> str:
+    """Our mean over seeds: :func:`format_ours`, then ``±`` and the 95% half-width over seeds when there is one
+    (``"0.871±0.020"``); with one seed (``pm`` None or NaN) exactly :func:`format_ours`."""
+    if value is None or pm is None or not math.isfinite(float(pm)):
+        return format_ours(value)
+    return f"{format_ours(value)}±{format_ours(pm)}"
+
+
+def seeds_note(rows: pd.DataFrame) -> str:
+    """The caption's note on seeds when a cell shown is a mean over several seeds (else ``""``)."""
+    if rows.empty or "n_seeds" not in rows or not (rows["n_seeds"].fillna(1) > 1).any():
+        return ""
+    seeds = sorted({int(s) for ss in rows["seeds"] for s in ss})
+    counts = sorted({int(n) for n in rows["n_seeds"].fillna(1)})
+    some = " (cells of one seed have no ±)" if counts[0] == 1 else ""
+    return (
+        f" Ours: mean over seeds {seeds}, n edits per seed; ± = half-width of a 95% interval over seeds, normal"
+        f" approximation 1.96·sd/√n with n = seeds of the cell{some}."
+    )
 
 
 def format_parameters(count: float | None) -> str:
@@ -305,7 +427,8 @@ def raise_on_duplicates(cells: pd.DataFrame, keys: Sequence[str], what: str) -> 
 def one_edit_rows(spec: OneEditTable, metrics: pd.DataFrame) -> pd.DataFrame:
     """The metrics rows that belong in a one-edit table (see :func:`_group_keys`), with their group in ``group``.
 
-    Raises ValueError when two files give the same cell, or a group reports the wrong kind of drawdown.
+    Raises ValueError when two files give the same cell with the same seed, or a group reports the wrong kind
+    of drawdown.
     """
     if metrics.empty:
         return metrics.assign(group=pd.Series([], dtype=object))
@@ -343,9 +466,12 @@ def one_edit_lines(
 def one_edit_table(spec: OneEditTable, metrics: pd.DataFrame, include_paper_only: bool) -> pd.DataFrame:
     """The ES/DD table of :func:`one_edit_columns`, rows as :func:`one_edit_lines`, index named ``"Editor"``."""
     rows = one_edit_rows(spec, metrics)
-    ours: dict[tuple[str, str], dict[str, float]] = {}
+    ours: dict[tuple[str, str], dict[str, tuple[float, float | None]]] = {}
     for _, r in rows.iterrows():
-        ours[(r["editor"], r["group"])] = {"ES": float(r["es"]), "DD": float(r["dd"])}
+        ours[(r["editor"], r["group"])] = {
+            "ES": (float(r["es"]), r.get("es_pm")),
+            "DD": (float(r["dd"]), r.get("dd_pm")),
+        }
 
     lines = one_edit_lines(spec, (e for e, _ in ours), include_paper_only)
     data = []
@@ -353,9 +479,9 @@ def one_edit_table(spec: OneEditTable, metrics: pd.DataFrame, include_paper_only
         cells = []
         for group in spec.groups:
             for metric in ("ES", "DD"):
-                value = ours.get((eid, group.key), {}).get(metric) if eid is not None else None
+                value, pm = ours.get((eid, group.key), {}).get(metric, (None, None))
                 published = spec.published.get((label, f"{group.label} {metric}"))
-                cells += [format_ours(value), published if published is not None else MISSING]
+                cells += [format_mean(value, pm), published if published is not None else MISSING]
         data.append(cells)
     index = pd.Index([label for label, _ in lines], name="Editor")
     return pd.DataFrame(data, index=index, columns=one_edit_columns(spec))
@@ -400,7 +526,8 @@ def table3_columns() -> list[str]:
 def table3_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     """The metrics rows that belong in Table 3: its models (:data:`TABLE3_MODELS`) on their tasks, one edit.
 
-    Raises ValueError when two files give the same cell, or a model reports the wrong kind of drawdown.
+    Raises ValueError when two files give the same cell with the same seed, or a model reports the wrong kind
+    of drawdown.
     """
     return one_edit_rows(_TABLE3, metrics)
 
@@ -429,7 +556,7 @@ def table3_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
     )
     return (
         f"Table 3 ({caption_models(_TABLE3)}), one edit at a time; ours: profile {profile}, "
-        f"{describe_n(rows['n'].tolist() if not rows.empty else [])}.{tiny_note} "
+        f"{describe_n(rows['n'].tolist() if not rows.empty else [])}.{seeds_note(rows)}{tiny_note} "
         f"{ES_DEFINITION} "
         "acc DD (T5-XL, T5-XXL on zsRE) = locality accuracy before − after, on Natural Questions. "
         f"ppl DD (GPT-Neo, GPT-J on Wikitext) = {PPL_DD}. "
@@ -448,7 +575,8 @@ def table4_columns() -> list[str]:
 def table4_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     """The metrics rows that belong in Table 4: its (task, model) pairs, one edit at a time.
 
-    Raises ValueError when two files give the same cell, or a task reports the wrong kind of drawdown.
+    Raises ValueError when two files give the same cell with the same seed, or a task reports the wrong kind
+    of drawdown.
     """
     return one_edit_rows(_TABLE4, metrics)
 
@@ -489,7 +617,7 @@ def table4_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
             )
     return (
         f"Table 4 ({caption_models(_TABLE4)}), one edit at a time; ours: profile {profile}, "
-        f"{describe_n(rows['n'].tolist() if not rows.empty else [])}.{tiny_note} "
+        f"{describe_n(rows['n'].tolist() if not rows.empty else [])}.{seeds_note(rows)}{tiny_note} "
         f"{ES_DEFINITION} "
         "acc DD (FEVER, zsRE) = locality accuracy before − after. "
         f"ppl DD (Wikitext) = {PPL_DD}. FEVER edit label: {flip}.{enn_note} "
@@ -627,16 +755,14 @@ def _run_one_edit(args: argparse.Namespace) -> list[Path]:
     rows_fn, table_fn, caption_fn = _ONE_EDIT_TABLES[args.command]
     used = rows_fn(metrics)
     number = args.command.removeprefix("table")
-    warn_ignored(
-        set(metrics["path"]) - set(used["path"]), f"is not a Table {number} result (task/model/n_edits/train_k)"
-    )
+    warn_ignored(unused_paths(metrics, used), f"is not a Table {number} result (task/model/n_edits/train_k)")
     df = table_fn(metrics, include_paper_only=args.show_paper_only)
     return write_table(df, args.out, caption_fn(metrics, profile=args.profile))
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The report commands (:data:`mendrepro.report.TABLE_COMMANDS`), each with ``run(args) -> written paths``."""
-    from mendrepro.report import ablations, batched, figures  # they build on this module
+    from mendrepro.report import ablations, batched, claims, figures, lr_grid  # they build on this module
 
     parser = argparse.ArgumentParser(
         prog="python -m mendrepro",
@@ -653,6 +779,8 @@ def build_parser() -> argparse.ArgumentParser:
     batched.add_command(sub)
     ablations.add_command(sub)
     figures.add_commands(sub)
+    claims.add_command(sub)
+    lr_grid.add_command(sub)
     return parser
 
 
