@@ -39,7 +39,7 @@ from mendrepro.pretrained import fetch_source
 from mendrepro.report import TABLE_COMMANDS, tables
 from mendrepro.sampling import self_sample
 from mendrepro.splits import dev_split, validation_batches
-from mendrepro.tasks import FeverTask, WikitextTask, ZsreTask, merge, sample_requests
+from mendrepro.tasks import EditSampler, FeverTask, WikitextTask, ZsreTask, merge
 from mendrepro.train import train_editor
 
 log = logging.getLogger("mendrepro")
@@ -56,7 +56,12 @@ def build_task(exp: Experiment, tok, split: str, files: dict[str, str]):
     opts = exp.task_options
     max_len = exp.model.max_len
     if exp.task == "zsre":
-        return ZsreTask(tok, load_zsre(files[f"zsre_{split}"]), load_nq(files[f"nq_{split}"]), max_len)
+        records = load_zsre(files[f"zsre_{split}"])
+        if split == "train" and opts.get("train_locality", "nq") == "zsre":
+            # As released (data_classes/zsre.py: NQ only for a split path without "train"): while training, the
+            # locality examples are other zsRE training questions with their gold answers.
+            return ZsreTask(tok, records, [(r.src, r.answers[0]) for r in records], max_len)
+        return ZsreTask(tok, records, load_nq(files[f"nq_{split}"]), max_len)
     if exp.task == "fever":
         return FeverTask(tok, load_fever(files[f"fever_{split}"]), opts.get("fever_flip_rule", "always"), max_len)
     if exp.task == "wikitext":
@@ -185,12 +190,13 @@ def cmd_train(args) -> None:
     log.info("validation: %d requests of %d held-out dev edits", len(val), cfg.edits_per_step)
     summary = train_editor(
         editor,
-        lambda rng: sample_requests(train_task, rng, cfg.edits_per_step, cfg.n_loc),
+        EditSampler(train_task, cfg.edits_per_step, cfg.n_loc, cfg.sampling),
         val,
         cfg,
         Path(args.out),
     )
     summary.update(_editor_keys(exp, editor), profile=exp.profile)
+    summary["validation_edits"] = [i for req in val for i in req.id.split("+")]
     summary["memory"]["baseline_mb"] = baseline_mb
     write_json_atomic(args.metrics, summary)
 

@@ -50,6 +50,8 @@ class TrainConfig:
     n_val: int = 50
     patience: int = 2000
     seed: int = 0
+    # "independent": every step draws its edits afresh; "epoch": the release's order, a permutation per epoch.
+    sampling: str = "independent"
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,9 @@ class ZsreTask:
         r = self.records[i]
         target = pick_target(r, rng)
         outer_texts = list(r.rephrases) if all_equiv else [rng.choice(r.rephrases)]
-        loc = [rng.choice(self.loc_pool) for _ in range(n_loc)]
+        # Never the edit's own question (the release's sampler keeps locality disjoint from the edits).
+        others = [x for x in self.loc_pool if x[0] != r.src] or self.loc_pool
+        loc = [rng.choice(others) for _ in range(n_loc)]
         return EditRequest(
             id=r.id,
             text=r.src,
@@ -199,3 +201,28 @@ def sample_requests(task, rng: random.Random, k: int, n_loc: int) -> EditRequest
     """k random requests of ``task`` merged into one batched edit (training)."""
     idx = rng.sample(range(len(task)), k) if k <= len(task) else [rng.randrange(len(task)) for _ in range(k)]
     return merge([task.request(i, rng, n_loc=n_loc) for i in idx], task.tok.pad_token_id)
+
+
+SAMPLINGS = ("independent", "epoch")
+
+
+class EditSampler:
+    """Training edits of k requests: drawn independently at every step, or (``"epoch"``, as the release's
+    EditBatchSampler) in the order of a fresh random permutation of the training split, one permutation per epoch."""
+
+    def __init__(self, task, k: int, n_loc: int, mode: str = "independent"):
+        if mode not in SAMPLINGS:
+            raise ValueError(f"train.sampling must be one of {SAMPLINGS}, got {mode!r}")
+        self.task, self.k, self.n_loc, self.mode = task, k, n_loc, mode
+        self._queue: list[int] = []
+
+    def __call__(self, rng: random.Random) -> EditRequest:
+        if self.mode == "independent":
+            return sample_requests(self.task, rng, self.k, self.n_loc)
+        idx = []
+        while len(idx) < self.k:
+            if not self._queue:
+                self._queue = list(range(len(self.task)))
+                rng.shuffle(self._queue)
+            idx.append(self._queue.pop())
+        return merge([self.task.request(i, rng, n_loc=self.n_loc) for i in idx], self.task.tok.pad_token_id)

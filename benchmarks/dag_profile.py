@@ -1,0 +1,60 @@
+"""Where a DAG run's time went: the Snakemake `benchmark:` files of one results folder, summed per rule.
+
+    .venv/bin/python -m benchmarks.dag_profile results/tiny
+
+prints, per rule, the number of jobs, their summed wall time and CPU time, the slowest job, and the largest peak
+resident set (`max_rss`), plus the share of each rule in the summed wall time. Every job of this DAG is
+single-threaded, so summed wall time / cores is a lower bound of the run's wall time.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def load(results: Path) -> pd.DataFrame:
+    """One row per benchmark file: its rule (the folder under benchmarks/, seed folders skipped), job and numbers."""
+    rows = []
+    for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
+        parts = tsv.relative_to(results / "benchmarks").parts
+        parts = [p for p in parts if not p.startswith("seed")]
+        rule = parts[0] if len(parts) > 1 else "pretrain" if parts[0].startswith("pretrain") else parts[0]
+        df = pd.read_csv(tsv, sep="\t")
+        rows.append({"rule": rule, "job": "/".join(parts)[: -len(".tsv")], **df.iloc[-1][["s", "cpu_time", "max_rss"]]})
+    if not rows:
+        raise SystemExit(f"no benchmark files under {results / 'benchmarks'}")
+    return pd.DataFrame(rows)
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    g = df.groupby("rule")
+    out = pd.DataFrame(
+        {
+            "jobs": g.size(),
+            "wall_s": g["s"].sum().round(0),
+            "cpu_s": g["cpu_time"].sum().round(0),
+            "slowest_s": g["s"].max().round(1),
+            "max_rss_mb": g["max_rss"].max().round(0),
+        }
+    )
+    out["share"] = (out["wall_s"] / out["wall_s"].sum()).round(3)
+    return out.sort_values("wall_s", ascending=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    results = Path(argv[0] if argv else "results/tiny")
+    df = load(results)
+    table = summary(df)
+    print(table.to_markdown())
+    print(f"\n{len(df)} jobs, {df['s'].sum():.0f} s summed wall time, {df['cpu_time'].sum():.0f} s CPU time")
+    slow = df.sort_values("s", ascending=False).head(10)
+    print("\nslowest jobs:\n" + slow[["job", "s", "max_rss"]].to_markdown(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
