@@ -177,12 +177,12 @@ def test_rules_without_conda_env_fail(tmp_path):
         (rules / path.name).write_text(path.read_text().replace('"../../envs/mendrepro.yaml"', '"envs/x.yaml"'))
     errors = cc.conda_directive_errors(sorted(rules.glob("*.smk")), tmp_path)
     # world, pretrain, self_sample, fetch_<key>, fetch_model, train_editor, evaluate, the tables, figure3_memory,
-    # memory_probe, memory_probe_report
-    assert len(errors) == 11 and all("does not resolve to envs/mendrepro.yaml" in e for e in errors), errors
+    # memory_probe, memory_probe_report, claims, lr_grid_train, lr_grid
+    assert len(errors) == 14 and all("does not resolve to envs/mendrepro.yaml" in e for e in errors), errors
     for path in rules.glob("*.smk"):
         path.write_text(path.read_text().replace("conda:\n", "").replace('"envs/x.yaml"\n', ""))
     errors = cc.conda_directive_errors(sorted(rules.glob("*.smk")), tmp_path)
-    assert "editors.smk: rule train_editor has no conda: directive" in errors and len(errors) == 11
+    assert "editors.smk: rule train_editor has no conda: directive" in errors and len(errors) == 14
 
 
 def test_readme_inconsistent_with_dockerfile_fails(dockerfile):
