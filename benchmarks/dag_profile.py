@@ -1,9 +1,10 @@
 """Where a DAG run's time went: the Snakemake `benchmark:` files of one results folder, summed per rule.
 
-    .venv/bin/python -m benchmarks.dag_profile results/tiny
+    .venv/bin/python -m benchmarks.dag_profile results/tiny [seed0]
 
 prints, per rule, the number of jobs, their summed wall time and CPU time, the slowest job, and the largest peak
-resident set (`max_rss`), plus the share of each rule in the summed wall time. Every job of this DAG is
+resident set (`max_rss`), plus the share of each rule in the summed wall time. A second argument keeps one folder
+of benchmarks/ (e.g. `seed0`: one seed's jobs; the memory probe, shared by every seed, is always kept). Every job of this DAG is
 single-threaded, so summed wall time / cores is a lower bound of the run's wall time.
 """
 
@@ -15,11 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 
-def load(results: Path) -> pd.DataFrame:
+def load(results: Path, only: str | None = None) -> pd.DataFrame:
     """One row per benchmark file: its rule (the folder under benchmarks/, seed folders skipped), job and numbers."""
     rows = []
     for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
         parts = tsv.relative_to(results / "benchmarks").parts
+        if only and parts[0] != only and parts[0].startswith("seed"):
+            continue
         parts = [p for p in parts if not p.startswith("seed")]
         rule = parts[0] if len(parts) > 1 else "pretrain" if parts[0].startswith("pretrain") else parts[0]
         df = pd.read_csv(tsv, sep="\t")
@@ -47,7 +50,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     results = Path(argv[0] if argv else "results/tiny")
-    df = load(results)
+    df = load(results, argv[1] if len(argv) > 1 else None)
     table = summary(df)
     print(table.to_markdown())
     print(f"\n{len(df)} jobs, {df['s'].sum():.0f} s summed wall time, {df['cpu_time'].sum():.0f} s CPU time")

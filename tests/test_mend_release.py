@@ -106,6 +106,7 @@ def _release_update(mend: MEND, model, rows, last_linear: bool = False) -> dict[
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
     return float((a - b).norm() / b.norm().clamp(min=1e-12))
 
 
