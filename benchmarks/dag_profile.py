@@ -4,8 +4,8 @@
 
 prints, per rule, the number of jobs, their summed wall time and CPU time, the slowest job, and the largest peak
 resident set (`max_rss`), plus the share of each rule in the summed wall time. A second argument keeps one folder
-of benchmarks/ (e.g. `seed0`: one seed's jobs; the memory probe, shared by every seed, is always kept). Every job of this DAG is
-single-threaded, so summed wall time / cores is a lower bound of the run's wall time.
+of benchmarks/ (e.g. `seed0`: one seed's jobs; the memory probe, shared by every seed, is always kept). Every job
+of this DAG is single-threaded, so summed wall time / cores is a lower bound of the run's wall time.
 """
 
 from __future__ import annotations
