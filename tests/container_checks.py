@@ -389,14 +389,15 @@ def snakefile_image(snakefile_text: str) -> str | None:
 
 
 def conda_directive_errors(rule_files: list[Path], root: Path = ROOT, env: str = CONDA_ENV) -> list[str]:
-    """Every rule that runs the package (a `shell:` calling {LAUNCH}, {PY} or {REPORT_CMD}) names the conda
+    """Every rule that runs the package (a `shell:` calling the launcher, the interpreter or the report command,
+    {params.launch}, {params.py} or {params.report_cmd}) names the conda
     environment, by a path that resolves (relative to its own .smk file) to envs/mendrepro.yaml."""
     errors = []
     for path in rule_files:
         chunks = re.split(r"^\s*rule\b", path.read_text(), flags=re.M)[1:]
         for chunk in chunks:
             name = chunk.split(":")[0].strip() or "(anonymous)"
-            if not re.search(r"\{(LAUNCH|PY|REPORT_CMD)\}", chunk):
+            if not re.search(r"\{params\.(launch|py|report_cmd)\}", chunk):
                 continue
             m = re.search(r"conda:\s*\n\s*[\"']([^\"']+)[\"']", chunk)
             if not m:
@@ -523,7 +524,7 @@ def all_errors(root: Path = ROOT) -> dict[str, list[str]]:
         f"{CONDA_ENV} matches the lock": conda_env_errors((root / CONDA_ENV).read_text(), cuda),
         "Snakefile container": [] if image else ['the Snakefile has no `container: "docker://..."`'],
         "rules name the conda env": conda_directive_errors(sorted((root / "workflow/rules").glob("*.smk")), root),
-        "README docker commands": readme_errors((root / "README.md").read_text(), instrs, image or ""),
+        "README docker commands": readme_errors((root / "docs/running.md").read_text(), instrs, image or ""),
     }
 
 

@@ -20,6 +20,8 @@ import container_checks as cc  # noqa: E402
 
 ROOT = cc.ROOT
 FIXTURES = ROOT / "tests/fixtures/container"
+# The docker, apptainer and conda commands a user copies (linked from the README).
+RUNNING_DOC = "docs/running.md"
 IMAGE = "ghcr.io/mend-repro/mend-repro:0.1.0"
 
 
@@ -186,7 +188,7 @@ def test_rules_without_conda_env_fail(tmp_path):
 
 
 def test_readme_inconsistent_with_dockerfile_fails(dockerfile):
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / RUNNING_DOC).read_text()
     assert cc.readme_errors(readme, dockerfile, IMAGE) == []
     # a mount outside the image's volumes (a wrong WORKDIR), the entrypoint repeated, another image name
     wrong_workdir = readme.replace("$PWD/results:/artifact/results", "$PWD/results:/work/results")
@@ -201,7 +203,7 @@ def test_readme_inconsistent_with_dockerfile_fails(dockerfile):
 
 def test_readme_section_lists_three_ways():
     section = cc.readme_section(
-        (ROOT / "README.md").read_text(), "Three ways to run: venv, Docker, Snakemake software deployment"
+        (ROOT / RUNNING_DOC).read_text(), "Three ways to run: venv, Docker, Snakemake software deployment"
     )
     for needle in ("make reproduce", "docker build", "--gpus all", "--sdm apptainer", "--sdm conda", "estimated"):
         assert needle in section

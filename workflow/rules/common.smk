@@ -1,5 +1,6 @@
 # Helpers shared by the rules: paths, and the experiment JSON each command receives.
 import json
+import os
 import re
 import sys
 
@@ -9,7 +10,7 @@ RES = f"results/{PROFILE}"
 # aggregate over the config's seeds. The default seeds [0] write figures/<profile>/, any other list its own folder
 # (e.g. `--config 'seeds=[1]'` writes figures/<profile>/seeds-1/), so runs of other seeds sit side by side.
 SEEDS = [int(s) for s in config["seeds"]]
-FIG = f"figures/{PROFILE}" + ("" if SEEDS == [0] else "/seeds-" + "-".join(str(s) for s in SEEDS))
+FIG = f"figures/{PROFILE}" if SEEDS == [0] else f"figures/{PROFILE}/seeds-" + "-".join(str(s) for s in SEEDS)
 SEEDED = f"{RES}/seed{{seed}}"
 # "{python}" in the launcher is the interpreter running Snakemake, so rules use the same environment; under
 # --sdm conda/apptainer it is the environment's own `python` (the host's interpreter is not in there).
@@ -187,7 +188,7 @@ def experiment_json(wildcards):
 
 
 def base_model_json(model, seed):
-    """The experiment of a rule that builds or samples the base model itself: without the editors' training and
+    """The experiment of a job that builds or samples the base model itself: without the editors' training and
     evaluation settings, so changing those does not re-run pre-training."""
     exp = experiment(config["models"][model]["task"], model, seed=seed)
     return json.dumps({k: v for k, v in exp.items() if k not in ("train", "eval")}, sort_keys=True)
@@ -242,35 +243,32 @@ def table_outputs(table):
     return [f"{FIG}/{table}.{ext}" for ext in ("md", "tex", "csv")]
 
 
+def learned_runs(tables=TABLES):
+    """(task, model, editor id) of every learned editor the given tables train (Table 5's k-edit editors too), in
+    table order, once each."""
+    seen = []
+    for table in tables:
+        t = config["tables"].get(table, {})
+        ks = [b["k"] for b in t.get("batches", [{"k": 1}])]
+        for e in t.get("experiments", []):
+            for ed in t.get("editors", []):
+                for k in ks:
+                    run = (e["task"], e["model"], editor_dir(ed, k))
+                    if is_learned(ed) and run not in seen:
+                        seen.append(run)
+    return seen
+
+
 def memory_train_metrics():
     """The training summaries of the memory figure: every learned editor of Tables 3 and 4 (one edit per step),
     first seed (peak memory does not depend on the seed)."""
-    seen = []
-    for table in ("table3", "table4"):
-        t = config["tables"].get(table, {})
-        for e in t.get("experiments", []):
-            for ed in t.get("editors", []):
-                path = f"{run_dir(SEEDS[0], e['task'], e['model'], ed)}/train.json"
-                if is_learned(ed) and path not in seen:
-                    seen.append(path)
-    return seen
+    return [f"{run_dir(SEEDS[0], *run)}/train.json" for run in learned_runs(("table3", "table4"))]
 
 
 def claims_train_metrics():
     """The training summaries of every learned editor of every table and seed (the claims table flags any that
     hit its step cap)."""
-    seen = []
-    for table in TABLES:
-        t = config["tables"].get(table, {})
-        ks = [b["k"] for b in t.get("batches", [{"k": 1}])]
-        for seed in SEEDS:
-            for e in t.get("experiments", []):
-                for ed in t.get("editors", []):
-                    for k in ks:
-                        path = f"{run_dir(seed, e['task'], e['model'], editor_dir(ed, k))}/train.json"
-                        if is_learned(ed) and path not in seen:
-                            seen.append(path)
-    return seen
+    return [f"{run_dir(seed, *run)}/train.json" for seed in SEEDS for run in learned_runs()]
 
 
 PROBE = config.get("memory_probe", {})
@@ -295,9 +293,41 @@ def all_targets():
     return tables + figure_outputs() + claims_outputs()
 
 
+# The learning-rate grid (rules in lr_grid.smk).
+LR_GRID = config.get("lr_grid", {})
+
+
+def lr_grid_runs():
+    """Every grid run's training summary: learned editors of every table x the grid's rates (first seed)."""
+    return [
+        f"{run_dir(SEEDS[0], *run)}/lr_grid/lr{lr:g}.json" for run in learned_runs() for lr in LR_GRID.get("lrs", [])
+    ]
+
+
+def lr_grid_experiment_json(wildcards):
+    exp = experiment(wildcards.task, wildcards.model, wildcards.editor, wildcards.seed)
+    # The grid's budget, or the editor's own when smaller (Table 5's large-k editors).
+    exp["train"].update(lr=float(wildcards.lr), steps=min(LR_GRID["steps"], exp["train"]["steps"]))
+    return json.dumps(exp, sort_keys=True)
+
+
+def out_stem(wildcards, output):
+    """A report command's output stem: its first output without the extension (figures/tiny/table4.md -> ...4)."""
+    return os.path.splitext(output[0])[0]
+
+
+def world_dir(wildcards, output):
+    """The world's folder: two levels above its first file (world/zsre/<file>)."""
+    return os.path.dirname(os.path.dirname(output[0]))
+
+
+def world_input_dir(wildcards, input):
+    return os.path.dirname(os.path.dirname(input.world[0]))
+
+
 def check_train_lr():
     """Every `train_lr` key names a learned editor that some table trains (a stale or misspelt key fails here)."""
-    trained = {"/".join(p.split("/")[-4:-1]) for p in claims_train_metrics()}
+    trained = {"%s/%s/%s" % run for run in learned_runs()}
     unknown = sorted(set(config.get("train_lr", {})) - trained)
     if unknown:
         raise ValueError(

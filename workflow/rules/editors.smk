@@ -11,6 +11,7 @@ rule train_editor:
         ckpt=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/editor.pt",
         metrics=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/train.json",
     params:
+        launch=LAUNCH,
         exp=experiment_json,
         files=task_files_json,
     threads: 1
@@ -25,5 +26,5 @@ rule train_editor:
     conda:
         "../../envs/mendrepro.yaml"
     shell:
-        "{LAUNCH} --threads {threads} train --exp {params.exp:q} --model {input.model} "
+        "{params.launch} --threads {threads} train --exp {params.exp:q} --model {input.model} "
         "--files {params.files:q} --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"

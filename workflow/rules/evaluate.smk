@@ -13,6 +13,7 @@ rule evaluate:
         k=r"\d+",
         seed=r"\d+",
     params:
+        launch=LAUNCH,
         exp=experiment_json,
         files=task_files_json,
         ckpt=ckpt_arg,
@@ -28,6 +29,6 @@ rule evaluate:
     conda:
         "../../envs/mendrepro.yaml"
     shell:
-        "{LAUNCH} --threads {threads} evaluate --exp {params.exp:q} --model {input.model} "
+        "{params.launch} --threads {threads} evaluate --exp {params.exp:q} --model {input.model} "
         "--files {params.files:q} {params.ckpt} --records {output.records} "
         "--metrics {output.metrics} > {log} 2>&1"

@@ -8,14 +8,15 @@ if "world" in config:
             [data_file(k) for k in WORLD_KEYS],
             tokenizer=f"{RES}/tokenizer/tokenizer.json",
         params:
+            launch=LAUNCH,
             world=json.dumps(config["world"], sort_keys=True),
-            out=f"{RES}/world",
+            out=world_dir,
         log:
             f"{RES}/logs/world.log",
         conda:
             "../../envs/mendrepro.yaml"
         shell:
-            "{LAUNCH} world --world {params.world:q} --out {params.out} "
+            "{params.launch} world --world {params.world:q} --out {params.out} "
             "--tokenizer $(dirname {output.tokenizer}) > {log} 2>&1"
 
 
@@ -29,6 +30,7 @@ for _key, _spec in DOWNLOADS.items():
         output:
             data_file(_key),
         params:
+            py=PY,
             asset=json.dumps({"name": _key, **_spec}, sort_keys=True),
             mirror=mirror_arg(),
         log:
@@ -36,7 +38,7 @@ for _key, _spec in DOWNLOADS.items():
         conda:
             "../../envs/mendrepro.yaml"
         shell:
-            "{PY} -m mendrepro.data.download --asset {params.asset:q} --out {output} {params.mirror} 2>&1 | tee {log}"
+            "{params.py} -m mendrepro.data.download --asset {params.asset:q} --out {output} {params.mirror} 2>&1 | tee {log}"
 
 
 # A model given by `source` (paper profile): its Hub snapshot (and fine-tuned state dict), recorded in a manifest
@@ -47,6 +49,7 @@ rule fetch_model:
     wildcard_constraints:
         model=one_of(SOURCED_MODELS),
     params:
+        py=PY,
         source=source_json,
         arch=lambda wc: config["models"][wc.model]["arch"],
         mirror=mirror_arg(),
@@ -57,5 +60,5 @@ rule fetch_model:
     conda:
         "../../envs/mendrepro.yaml"
     shell:
-        "{PY} -m mendrepro fetch-model --name {wildcards.model} --arch {params.arch} --source {params.source:q} "
+        "{params.py} -m mendrepro fetch-model --name {wildcards.model} --arch {params.arch} --source {params.source:q} "
         "--out {output.model} {params.mirror} 2>&1 | tee {log}"

@@ -12,8 +12,9 @@ rule pretrain:
         model=directory(f"{SEEDED}/models/{{model}}"),
         metrics=f"{SEEDED}/models/{{model}}.metrics.json",
     params:
+        launch=LAUNCH,
         exp=pretrain_json,
-        world=f"{RES}/world",
+        world=world_input_dir,
     threads: 1
     resources:
         mem_mb=4000,
@@ -24,7 +25,7 @@ rule pretrain:
     conda:
         "../../envs/mendrepro.yaml"
     shell:
-        "{LAUNCH} --threads {threads} pretrain --exp {params.exp:q} --world {params.world} "
+        "{params.launch} --threads {threads} pretrain --exp {params.exp:q} --world {params.world} "
         "--tokenizer $(dirname {input.tokenizer}) --out {output.model} --metrics {output.metrics} > {log} 2>&1"
 
 
@@ -47,6 +48,7 @@ if "self_sample_train" not in DOWNLOADS:
             train=data_file("self_sample_train"),
             dev=data_file("self_sample_dev"),
         params:
+            launch=LAUNCH,
             exp=sampler_json,
         threads: 1
         log:
@@ -54,6 +56,6 @@ if "self_sample_train" not in DOWNLOADS:
         conda:
             "../../envs/mendrepro.yaml"
         shell:
-            "{LAUNCH} --threads {threads} self-sample --exp {params.exp:q} --model {input.model} "
+            "{params.launch} --threads {threads} self-sample --exp {params.exp:q} --model {input.model} "
             "--wiki-train {input.wiki_train} --wiki-valid {input.wiki_dev} "
             "--out-train {output.train} --out-valid {output.dev} > {log} 2>&1"

@@ -30,13 +30,16 @@ for _table in TABLES:
                 labels={"table": _table, "format": "csv"},
             ),
         params:
+            report_cmd=REPORT_CMD,
+            stem=out_stem,
+            profile=PROFILE,
             table=_table,
         log:
             f"{RES}/logs/{_table}.log",
         conda:
             "../../envs/mendrepro.yaml"
         shell:
-            "{REPORT_CMD} {params.table} --metrics {input} --out {FIG}/{params.table} --profile {PROFILE} > {log} 2>&1"
+            "{params.report_cmd} {params.table} --metrics {input} --out {params.stem} --profile {params.profile} > {log} 2>&1"
 
 
 if memory_train_metrics():
@@ -53,13 +56,17 @@ if memory_train_metrics():
             ),
             pdf=f"{FIG}/figure3_memory.pdf",
             csv=f"{FIG}/figure3_memory.csv",
+        params:
+            report_cmd=REPORT_CMD,
+            stem=out_stem,
+            profile=PROFILE,
         log:
             f"{RES}/logs/figure3_memory.log",
         conda:
             "../../envs/mendrepro.yaml"
         shell:
-            "{REPORT_CMD} figure3-memory --train-metrics {input} --out {FIG}/figure3_memory "
-            "--profile {PROFILE} > {log} 2>&1"
+            "{params.report_cmd} figure3-memory --train-metrics {input} --out {params.stem} "
+            "--profile {params.profile} > {log} 2>&1"
 
 
 # The memory probe: one editor training step of each editor on a randomly initialised model of a real paper size
@@ -70,6 +77,7 @@ rule memory_probe:
     wildcard_constraints:
         size=one_of(PROBE_SIZES),
     params:
+        py=PY,
         editors=",".join(PROBE.get("editors", ["mend", "ke", "enn", "ft"])),
     threads: 1
     resources:
@@ -83,7 +91,7 @@ rule memory_probe:
     conda:
         "../../envs/mendrepro.yaml"
     shell:
-        "{PY} -m mendrepro memory-probe --threads {threads} --size {wildcards.size} --editors {params.editors} "
+        "{params.py} -m mendrepro memory-probe --threads {threads} --size {wildcards.size} --editors {params.editors} "
         "--out {output} > {log} 2>&1"
 
 
@@ -107,12 +115,16 @@ if PROBE_SIZES:
                 labels={"figure": "memory probe at paper sizes", "format": "png"},
             ),
             pdf=f"{FIG}/memory_probe.pdf",
+        params:
+            report_cmd=REPORT_CMD,
+            stem=out_stem,
+            profile=PROFILE,
         log:
             f"{RES}/logs/memory_probe_report.log",
         conda:
             "../../envs/mendrepro.yaml"
         shell:
-            "{REPORT_CMD} memory-probe-report --probe {input} --out {FIG}/memory_probe --profile {PROFILE} > {log} 2>&1"
+            "{params.report_cmd} memory-probe-report --probe {input} --out {params.stem} --profile {params.profile} > {log} 2>&1"
 
 
 # The paper's claims (PAPER_SPEC), each with the paper's evidence, ours, a 95% bootstrap interval over the edits
@@ -139,11 +151,14 @@ if CLAIMS_METRICS:
                 labels={"table": "claims", "format": "csv"},
             ),
         params:
+            report_cmd=REPORT_CMD,
+            stem=out_stem,
+            profile=PROFILE,
             tables=json.dumps(config["tables"], sort_keys=True),
         log:
             f"{RES}/logs/claims.log",
         conda:
             "../../envs/mendrepro.yaml"
         shell:
-            "{REPORT_CMD} claims --metrics {input.metrics} --train {input.train} --probe {input.probe} "
-            "--tables {params.tables:q} --out {FIG}/claims --profile {PROFILE} > {log} 2>&1"
+            "{params.report_cmd} claims --metrics {input.metrics} --train {input.train} --probe {input.probe} "
+            "--tables {params.tables:q} --out {params.stem} --profile {params.profile} > {log} 2>&1"
