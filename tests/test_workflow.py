@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _workdir(tmp_path: Path, config: str) -> Path:
-    for item in ("Snakefile", "workflow", "config", "envs"):
+    for item in ("Snakefile", "workflow", "profiles", "config", "envs"):
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
     cfg = yaml.safe_load((ROOT / config).read_text())
@@ -68,7 +68,10 @@ def _planned_runs(cfg: dict) -> tuple[set, set]:
 
 @pytest.mark.parametrize("config", ["config/tiny.yaml", "tests/fixtures/micro.yaml"])
 def test_dry_run_plans_the_dag(tmp_path, config):
-    out = _snakemake(_workdir(tmp_path, config), "-n", "--cores", "1").stdout
+    proc = _snakemake(_workdir(tmp_path, config), "-n", "--cores", "1")
+    # The workflow profile beside the top-level Snakefile is loaded without being named.
+    assert "Using workflow specific profile profiles/default for setting default command line arguments" in proc.stderr
+    out = proc.stdout
     counts = _job_counts(out)
     cfg = yaml.safe_load((ROOT / config).read_text())
     runs, learned = _planned_runs(cfg)
@@ -80,6 +83,19 @@ def test_dry_run_plans_the_dag(tmp_path, config):
     assert counts["table3"] == counts["table4"] == counts["world"] == counts["self_sample"] == 1
     assert counts["table5"] == counts["table6"] == counts["figure3_memory"] == 1
     assert counts.get("memory_probe", 0) == len(cfg.get("memory_probe", {}).get("sizes", []))
+
+
+def test_default_profile_sets_the_local_defaults_and_slurm_replaces_it(monkeypatch):
+    from snakemake.cli import parse_args
+
+    monkeypatch.chdir(ROOT)
+    _, local = parse_args(["-n"])
+    assert local.printshellcmds and local.rerun_incomplete and local.show_failed_logs
+    assert {k: r.value for k, r in local.resources.items()} == {"gpu": 1}
+    _, off = parse_args(["-n", "--workflow-profile", "none"])
+    assert not off.printshellcmds and not off.resources
+    _, slurm = parse_args(["-n", "--workflow-profile", "profiles/slurm"])
+    assert slurm.executor == "slurm" and not slurm.resources  # no local one-GPU cap on the cluster
 
 
 def test_paper_profile_plans_every_table_without_the_network(tmp_path):
@@ -95,9 +111,10 @@ def test_paper_profile_plans_every_table_without_the_network(tmp_path):
     assert "self_sample" not in counts
     assert {f"fetch_{k}" for k in cfg["downloads"]} <= set(counts)
     assert counts["table3"] == counts["table4"] == 1
-    # The same plan through the SLURM executor profile.
-    slurm = _snakemake(wd, "-n", "--profile", "workflow/profiles/slurm").stdout
-    assert _job_counts(slurm) == counts
+    # The same plan through the SLURM executor profile, which replaces the local default profile (and its GPU cap).
+    slurm = _snakemake(wd, "-n", "--workflow-profile", "profiles/slurm")
+    assert "workflow specific profile profiles/slurm" in slurm.stderr and "profiles/default" not in slurm.stderr
+    assert _job_counts(slurm.stdout) == counts
 
 
 def test_paper_input_missing_offline_fails_in_seconds_saying_where_it_goes(tmp_path):
