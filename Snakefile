@@ -14,6 +14,10 @@ min_version("9.0")
 container: "docker://ghcr.io/mend-repro/mend-repro:0.1.0"
 
 
+# The description at the top of the HTML report (`snakemake --report FILE`); outputs carry their own captions.
+report: "workflow/report/workflow.rst"
+
+
 # The tiny profile unless a --configfile is given (which then replaces it, not merges into it).
 if not workflow.overwrite_configfiles:
 

@@ -240,6 +240,8 @@ def test_micro_dag_end_to_end(tmp_path):
     # The HTML report, written when the run leaves every table and figure in place.
     report = (fig / "report.html").read_text()
     assert "table6.csv" in report and "figure3_memory.png" in report
+    # The workflow-level description (workflow/report/workflow.rst), rendered with the run's config.
+    assert "Fast Model Editing at Scale" in report and ">micro</tt>, seeds" in report
     # A second run has nothing to do; one table's target re-plans only that table.
     assert "Nothing to be done" in _snakemake(wd, "-n", "--cores", "1").stdout
     for table in ("table4", "table6"):
