@@ -41,9 +41,9 @@ include: "workflow/rules/lr_grid.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True
 
 
 # The HTML report of every table and figure (`report()` outputs, workflow/report/*.rst captions), written after a

@@ -51,6 +51,7 @@ def mirror_arg():
     mirror = config["data"].get("mirror")
     return f"--mirror {mirror}" if mirror else ""
 
+
 TASK_FILES = {
     "zsre": ["zsre_train", "zsre_dev", "nq_train", "nq_dev"],
     "fever": ["fever_train", "fever_dev"],
@@ -116,7 +117,11 @@ def editor_entry(name):
         if base not in editors or "variant_of" in editors[base]:
             raise ValueError(f"editor '{name}': variant_of '{base}' must name a configured, non-variant editor")
         b = editor_entry(base)
-        return {**b, **{k: v for k, v in e.items() if k != "options"}, "options": {**b.get("options", {}), **e.get("options", {})}}
+        return {
+            **b,
+            **{k: v for k, v in e.items() if k != "options"},
+            "options": {**b.get("options", {}), **e.get("options", {})},
+        }
     m = BATCHED.fullmatch(name)
     t5 = config["tables"].get("table5", {})
     if m and m["base"] in t5.get("editors", []) and int(m["k"]) in table5_batches():

@@ -5,26 +5,26 @@ rule train_editor:
     input:
         model=model_input,
         data=lambda wc: list(task_files(wc).values()),
-    wildcard_constraints:
-        seed=r"\d+",
     output:
         ckpt=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/editor.pt",
         metrics=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/train.json",
-    params:
-        launch=LAUNCH,
-        exp=experiment_json,
-        files=task_files_json,
+    log:
+        f"{RES}/logs/seed{{seed}}/train/{{task}}/{{model}}/{{editor}}.log",
+    benchmark:
+        f"{RES}/benchmarks/seed{{seed}}/train/{{task}}/{{model}}/{{editor}}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+    conda:
+        "../../envs/mendrepro.yaml"
     threads: 1
     resources:
         gpu=rule_resource("train", "gpu"),
         mem_mb=rule_resource("train", "mem_mb"),
         runtime=rule_resource("train", "runtime"),
-    log:
-        f"{RES}/logs/seed{{seed}}/train/{{task}}/{{model}}/{{editor}}.log",
-    benchmark:
-        f"{RES}/benchmarks/seed{{seed}}/train/{{task}}/{{model}}/{{editor}}.tsv"
-    conda:
-        "../../envs/mendrepro.yaml"
+    params:
+        launch=LAUNCH,
+        exp=experiment_json,
+        files=task_files_json,
     shell:
         "{params.launch} --threads {threads} train --exp {params.exp:q} --model {input.model} "
         "--files {params.files:q} --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"

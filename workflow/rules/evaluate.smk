@@ -9,25 +9,25 @@ rule evaluate:
     output:
         records=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/eval_k{{k}}/edits.jsonl",
         metrics=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/eval_k{{k}}/metrics.json",
+    log:
+        f"{RES}/logs/seed{{seed}}/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.log",
+    benchmark:
+        f"{RES}/benchmarks/seed{{seed}}/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.tsv"
     wildcard_constraints:
         k=r"\d+",
         seed=r"\d+",
-    params:
-        launch=LAUNCH,
-        exp=experiment_json,
-        files=task_files_json,
-        ckpt=ckpt_arg,
+    conda:
+        "../../envs/mendrepro.yaml"
     threads: 1
     resources:
         gpu=rule_resource("evaluate", "gpu"),
         mem_mb=rule_resource("evaluate", "mem_mb"),
         runtime=rule_resource("evaluate", "runtime"),
-    log:
-        f"{RES}/logs/seed{{seed}}/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.log",
-    benchmark:
-        f"{RES}/benchmarks/seed{{seed}}/evaluate/{{task}}/{{model}}/{{editor}}/k{{k}}.tsv"
-    conda:
-        "../../envs/mendrepro.yaml"
+    params:
+        launch=LAUNCH,
+        exp=experiment_json,
+        files=task_files_json,
+        ckpt=ckpt_arg,
     shell:
         "{params.launch} --threads {threads} evaluate --exp {params.exp:q} --model {input.model} "
         "--files {params.files:q} {params.ckpt} --records {output.records} "

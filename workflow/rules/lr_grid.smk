@@ -7,30 +7,30 @@
 if LR_GRID:
 
     rule lr_grid_train:
-        wildcard_constraints:
-            seed=r"\d+",
-            lr=r"[0-9.e+-]+",
         input:
             model=model_input,
             data=lambda wc: list(task_files(wc).values()),
         output:
             ckpt=temp(f"{SEEDED}/{{task}}/{{model}}/{{editor}}/lr_grid/lr{{lr}}.pt"),
             metrics=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/lr_grid/lr{{lr}}.json",
-        params:
-            launch=LAUNCH,
-            exp=lr_grid_experiment_json,
-            files=task_files_json,
+        log:
+            f"{RES}/logs/seed{{seed}}/lr_grid/{{task}}/{{model}}/{{editor}}/lr{{lr}}.log",
+        benchmark:
+            f"{RES}/benchmarks/seed{{seed}}/lr_grid/{{task}}/{{model}}/{{editor}}/lr{{lr}}.tsv"
+        wildcard_constraints:
+            seed=r"\d+",
+            lr=r"[0-9.e+-]+",
+        conda:
+            "../../envs/mendrepro.yaml"
         threads: 1
         resources:
             gpu=rule_resource("train", "gpu"),
             mem_mb=rule_resource("train", "mem_mb"),
             runtime=rule_resource("train", "runtime"),
-        log:
-            f"{RES}/logs/seed{{seed}}/lr_grid/{{task}}/{{model}}/{{editor}}/lr{{lr}}.log",
-        benchmark:
-            f"{RES}/benchmarks/seed{{seed}}/lr_grid/{{task}}/{{model}}/{{editor}}/lr{{lr}}.tsv"
-        conda:
-            "../../envs/mendrepro.yaml"
+        params:
+            launch=LAUNCH,
+            exp=lr_grid_experiment_json,
+            files=task_files_json,
         shell:
             "{params.launch} --threads {threads} train --exp {params.exp:q} --model {input.model} "
             "--files {params.files:q} --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"
@@ -41,13 +41,13 @@ if LR_GRID:
         output:
             md=f"{FIG}/lr_grid.md",
             csv=f"{FIG}/lr_grid.csv",
-        params:
-            report_cmd=REPORT_CMD,
-            stem=out_stem,
-            profile=PROFILE,
         log:
             f"{RES}/logs/lr_grid.log",
         conda:
             "../../envs/mendrepro.yaml"
+        params:
+            report_cmd=REPORT_CMD,
+            stem=out_stem,
+            profile=PROFILE,
         shell:
             "{params.report_cmd} lr-grid --runs {input} --out {params.stem} --profile {params.profile} > {log} 2>&1"

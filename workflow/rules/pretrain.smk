@@ -2,28 +2,28 @@
 
 
 rule pretrain:
-    wildcard_constraints:
-        model=one_of(PRETRAINED_MODELS),
-        seed=r"\d+",
     input:
         world=[data_file(k) for k in WORLD_KEYS],
         tokenizer=f"{RES}/tokenizer/tokenizer.json",
     output:
         model=directory(f"{SEEDED}/models/{{model}}"),
         metrics=f"{SEEDED}/models/{{model}}.metrics.json",
-    params:
-        launch=LAUNCH,
-        exp=pretrain_json,
-        world=world_input_dir,
-    threads: 1
-    resources:
-        mem_mb=4000,
     log:
         f"{RES}/logs/seed{{seed}}/pretrain/{{model}}.log",
     benchmark:
         f"{RES}/benchmarks/seed{{seed}}/pretrain/{{model}}.tsv"
+    wildcard_constraints:
+        model=one_of(PRETRAINED_MODELS),
+        seed=r"\d+",
     conda:
         "../../envs/mendrepro.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        launch=LAUNCH,
+        exp=pretrain_json,
+        world=world_input_dir,
     shell:
         "{params.launch} --threads {threads} pretrain --exp {params.exp:q} --world {params.world} "
         "--tokenizer $(dirname {input.tokenizer}) --out {output.model} --metrics {output.metrics} > {log} 2>&1"
@@ -38,8 +38,6 @@ if "self_sample_train" not in DOWNLOADS:
             )
 
     rule self_sample:
-        wildcard_constraints:
-            seed=r"\d+",
         input:
             model=f"{SEEDED}/models/{config['tasks']['wikitext']['sampler_model']}",
             wiki_train=data_file("wiki_train"),
@@ -47,14 +45,16 @@ if "self_sample_train" not in DOWNLOADS:
         output:
             train=data_file("self_sample_train"),
             dev=data_file("self_sample_dev"),
+        log:
+            f"{RES}/logs/seed{{seed}}/self_sample.log",
+        wildcard_constraints:
+            seed=r"\d+",
+        conda:
+            "../../envs/mendrepro.yaml"
+        threads: 1
         params:
             launch=LAUNCH,
             exp=sampler_json,
-        threads: 1
-        log:
-            f"{RES}/logs/seed{{seed}}/self_sample.log",
-        conda:
-            "../../envs/mendrepro.yaml"
         shell:
             "{params.launch} --threads {threads} self-sample --exp {params.exp:q} --model {input.model} "
             "--wiki-train {input.wiki_train} --wiki-valid {input.wiki_dev} "

@@ -29,15 +29,15 @@ for _table in TABLES:
                 subcategory=TABLE_CATEGORY[_table],
                 labels={"table": _table, "format": "csv"},
             ),
+        log:
+            f"{RES}/logs/{_table}.log",
+        conda:
+            "../../envs/mendrepro.yaml"
         params:
             report_cmd=REPORT_CMD,
             stem=out_stem,
             profile=PROFILE,
             table=_table,
-        log:
-            f"{RES}/logs/{_table}.log",
-        conda:
-            "../../envs/mendrepro.yaml"
         shell:
             "{params.report_cmd} {params.table} --metrics {input} --out {params.stem} --profile {params.profile} > {log} 2>&1"
 
@@ -56,14 +56,14 @@ if memory_train_metrics():
             ),
             pdf=f"{FIG}/figure3_memory.pdf",
             csv=f"{FIG}/figure3_memory.csv",
-        params:
-            report_cmd=REPORT_CMD,
-            stem=out_stem,
-            profile=PROFILE,
         log:
             f"{RES}/logs/figure3_memory.log",
         conda:
             "../../envs/mendrepro.yaml"
+        params:
+            report_cmd=REPORT_CMD,
+            stem=out_stem,
+            profile=PROFILE,
         shell:
             "{params.report_cmd} figure3-memory --train-metrics {input} --out {params.stem} "
             "--profile {params.profile} > {log} 2>&1"
@@ -74,22 +74,22 @@ if memory_train_metrics():
 rule memory_probe:
     output:
         f"{RES}/memory_probe/{{size}}.json",
+    log:
+        f"{RES}/logs/memory_probe/{{size}}.log",
+    benchmark:
+        f"{RES}/benchmarks/memory_probe/{{size}}.tsv"
     wildcard_constraints:
         size=one_of(PROBE_SIZES),
-    params:
-        py=PY,
-        editors=",".join(PROBE.get("editors", ["mend", "ke", "enn", "ft"])),
+    conda:
+        "../../envs/mendrepro.yaml"
     threads: 1
     resources:
         gpu=rule_resource("memory_probe", "gpu"),
         mem_mb=rule_resource("memory_probe", "mem_mb"),
         runtime=rule_resource("memory_probe", "runtime"),
-    log:
-        f"{RES}/logs/memory_probe/{{size}}.log",
-    benchmark:
-        f"{RES}/benchmarks/memory_probe/{{size}}.tsv"
-    conda:
-        "../../envs/mendrepro.yaml"
+    params:
+        py=PY,
+        editors=",".join(PROBE.get("editors", ["mend", "ke", "enn", "ft"])),
     shell:
         "{params.py} -m mendrepro memory-probe --threads {threads} --size {wildcards.size} --editors {params.editors} "
         "--out {output} > {log} 2>&1"
@@ -115,14 +115,14 @@ if PROBE_SIZES:
                 labels={"figure": "memory probe at paper sizes", "format": "png"},
             ),
             pdf=f"{FIG}/memory_probe.pdf",
-        params:
-            report_cmd=REPORT_CMD,
-            stem=out_stem,
-            profile=PROFILE,
         log:
             f"{RES}/logs/memory_probe_report.log",
         conda:
             "../../envs/mendrepro.yaml"
+        params:
+            report_cmd=REPORT_CMD,
+            stem=out_stem,
+            profile=PROFILE,
         shell:
             "{params.report_cmd} memory-probe-report --probe {input} --out {params.stem} --profile {params.profile} > {log} 2>&1"
 
@@ -150,15 +150,15 @@ if CLAIMS_METRICS:
                 category="Claims",
                 labels={"table": "claims", "format": "csv"},
             ),
+        log:
+            f"{RES}/logs/claims.log",
+        conda:
+            "../../envs/mendrepro.yaml"
         params:
             report_cmd=REPORT_CMD,
             stem=out_stem,
             profile=PROFILE,
             tables=json.dumps(config["tables"], sort_keys=True),
-        log:
-            f"{RES}/logs/claims.log",
-        conda:
-            "../../envs/mendrepro.yaml"
         shell:
             "{params.report_cmd} claims --metrics {input.metrics} --train {input.train} --probe {input.probe} "
             "--tables {params.tables:q} --out {params.stem} --profile {params.profile} > {log} 2>&1"
