@@ -217,6 +217,58 @@ def test_written_records_round_trip(world, world_files):
     assert not any(q in dev_questions for q, _ in nq)
 
 
+def _release_zsre(path: Path) -> list[dict]:
+    """The release's zsRE extraction, data_classes/zsre.py:27-37 (jsonlines.open replaced by read_jsonl)."""
+    data = []
+    for d in read_jsonl(path):
+        ex = {k: d[k] for k in ["input", "prediction", "alternatives", "filtered_rephrases", "output"]}
+        if ex["input"] in ex["filtered_rephrases"]:
+            ex["filtered_rephrases"].remove(ex["input"])
+        if len(ex["alternatives"]) > 0 and len(ex["filtered_rephrases"]) > 0:
+            data.append(ex)
+    return data
+
+
+def _release_fever(path: Path) -> list[dict]:
+    """The release's FEVER extraction, data_classes/fever.py:25-33, less `logit` (copied, never read: :59)."""
+    data = []
+    for d in read_jsonl(path):
+        if len(d["alternatives"]) > 0 and len(d["filtered_rephrases"]) > 0:
+            ex = {k: d[k] for k in ["input", "prediction", "alternatives", "filtered_rephrases"]}
+            ex["label"] = d["output"][0]["answer"]
+            data.append(ex)
+    return data
+
+
+def test_world_files_are_in_the_release_layouts(world_files):
+    for split in ("train", "dev"):
+        path = world_files[f"zsre_{split}"]
+        raw = read_jsonl(path)
+        assert all(r["input"] in r["filtered_rephrases"] for r in raw)  # the release's removal has work to do
+        ours = load_zsre(path)
+        assert [(r.src, r.prediction, r.alternatives, r.rephrases, r.answers) for r in ours] == [
+            (
+                d["input"],
+                d["prediction"],
+                tuple(d["alternatives"]),
+                tuple(d["filtered_rephrases"]),
+                tuple(o["answer"] for o in d["output"]),
+            )
+            for d in _release_zsre(path)
+        ]
+        path = world_files[f"fever_{split}"]
+        ours_fever = load_fever(path)
+        assert [(r.claim, r.prediction, r.rephrases, r.label) for r in ours_fever] == [
+            (d["input"], d["prediction"], tuple(d["filtered_rephrases"]), d["label"] == "SUPPORTS")
+            for d in _release_fever(path)
+        ]
+    for key in ("nq_train", "nq_dev"):
+        # data_classes/nq.py:5-16 hands answers[idx] to the tokenizer as one string.
+        data = json.loads(world_files[key].read_text())
+        assert all(isinstance(a, str) for a in data["answers"]) and len(data["answers"]) == len(data["questions"])
+        assert load_nq(world_files[key]) == list(zip(data["questions"], data["answers"], strict=True))
+
+
 def test_wikitext_files(world, world_files):
     train = load_wikitext_raw(world_files["wiki_train"])  # release filter: >= 50 words, ASCII
     valid = load_wikitext_raw(world_files["wiki_valid"])
@@ -297,7 +349,19 @@ ZSRE_REAL = [
         "meta": {"template_questions": ["What is the name of the record label of Dark Horse?"]},
         "prediction": "Apple Records",
         "alternatives": ["Capitol Records", "EMI"],
-        "filtered_rephrases": ["Which record label released Dark Horse?"],
+        # As in the release's files, the question may be among its own rephrases (data_classes/zsre.py:29-30).
+        "filtered_rephrases": [
+            "What is the name of the record label of Dark Horse?",
+            "Which record label released Dark Horse?",
+        ],
+    },
+    {
+        "id": "4",
+        "input": "Who designed the Eiffel Tower?",
+        "output": [{"answer": "Gustave Eiffel"}],
+        "prediction": "Gustave Eiffel",
+        "alternatives": ["Stephen Sauvestre"],
+        "filtered_rephrases": ["Who designed the Eiffel Tower?"],  # none left once the question is removed
     },
     {
         "id": "2",
@@ -339,6 +403,9 @@ def test_zsre_real_format(tmp_path):
             rephrases=("Which record label released Dark Horse?",),
         )
     ]
+    # Without the release's removal the question stays a rephrase and the fourth record is kept.
+    kept = load_zsre(path, drop_input_rephrase=False)
+    assert [r.id for r in kept] == [records[0].id, "4"] and kept[0].rephrases[0] == records[0].src
     targets = {pick_target(records[0], random.Random(s)) for s in range(20)}
     assert targets == {"Capitol Records", "EMI"}
     assert pick_target(records[0], random.Random(1)) == pick_target(records[0], random.Random(1))
@@ -369,6 +436,14 @@ def test_zsre_ill_typed_field(tmp_path):
     path = _write_lines(tmp_path / "l.jsonl", ["[1, 2]"])
     with pytest.raises(DataFormatError, match=r"l\.jsonl:1: expected a JSON object"):
         load_zsre(path)
+    # A line of plain KILT zsRE (structured_zeroshot-dev-kilt.jsonl) lacks De Cao et al.'s fields.
+    plain = {"id": "x", "input": "Dark Horse [SEP] record label", "output": [{"answer": "Apple Records"}]}
+    path = _write_lines(tmp_path / "structured_zeroshot-dev-kilt.jsonl", [json.dumps(plain)])
+    with pytest.raises(DataFormatError) as e:
+        load_zsre(path)
+    msg = str(e.value)
+    assert "structured_zeroshot-dev-kilt.jsonl:1: a plain KILT zsRE record" in msg and "\n" not in msg
+    assert "structured_zeroshot-{train,dev}-new_annotated_final.jsonl" in msg and "drive.google.com" in msg
 
 
 FEVER_REAL = {
@@ -383,6 +458,9 @@ FEVER_REAL = {
         }
     ],
     "meta": {},
+    # The fields the release reads (data_classes/fever.py:26-27): logit, input, prediction, alternatives,
+    # filtered_rephrases and output[0].answer.
+    "logit": 3.14,
     "prediction": "SUPPORTS",
     "alternatives": ["REFUTES"],
     "filtered_rephrases": ["Nikolaj Coster-Waldau collaborated with Fox."],
@@ -390,12 +468,12 @@ FEVER_REAL = {
 
 
 def test_fever_real_format(tmp_path):
-    refutes = dict(FEVER_REAL, id=5, output=[{"answer": "REFUTES"}])
-    refutes.pop("prediction")
+    refutes = dict(FEVER_REAL, id=5, output=[{"answer": "REFUTES"}], prediction="REFUTES", alternatives=["SUPPORTS"])
     no_rephrase = dict(FEVER_REAL, id="6", filtered_rephrases=[])
+    no_alternative = dict(FEVER_REAL, id="7", alternatives=[])  # dropped too (data_classes/fever.py:32)
     path = _write_lines(
         tmp_path / "fever-dev-kilt.jsonl",
-        [json.dumps(FEVER_REAL), json.dumps(no_rephrase), json.dumps(refutes)],
+        [json.dumps(r) for r in (FEVER_REAL, no_rephrase, no_alternative, refutes)],
     )
     records = load_fever(path)
     assert records == [
@@ -406,9 +484,24 @@ def test_fever_real_format(tmp_path):
             "SUPPORTS",
             ("Nikolaj Coster-Waldau collaborated with Fox.",),
         ),
-        FeverRecord("5", FEVER_REAL["input"], False, None, ("Nikolaj Coster-Waldau collaborated with Fox.",)),
+        FeverRecord("5", FEVER_REAL["input"], False, "REFUTES", ("Nikolaj Coster-Waldau collaborated with Fox.",)),
     ]
     assert len(load_fever(path, max_records=1)) == 1
+
+
+def test_fever_plain_kilt_line_names_the_file_the_paper_needs(tmp_path):
+    # A line of KILT's fever-dev-kilt.jsonl as KILT publishes it, without the fields the release adds.
+    plain = {k: FEVER_REAL[k] for k in ("id", "input", "output")}
+    path = _write_lines(tmp_path / "fever-dev-kilt.jsonl", [json.dumps(plain)])
+    with pytest.raises(DataFormatError) as e:
+        load_fever(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}:1: a plain KILT FEVER record without 'prediction', 'alternatives'")
+    assert "fever/fever-{train,dev}-kilt.jsonl" in msg and "drive.google.com" in msg and "\n" not in msg
+    no_prediction = {k: v for k, v in FEVER_REAL.items() if k != "prediction"}
+    path.write_text(json.dumps(no_prediction) + "\n")
+    with pytest.raises(DataFormatError, match=r"fever-dev-kilt\.jsonl:1: a FEVER record without 'prediction'"):
+        load_fever(path)
 
 
 def test_fever_wrong_label_on_line_3(tmp_path):
@@ -417,6 +510,20 @@ def test_fever_wrong_label_on_line_3(tmp_path):
     with pytest.raises(DataFormatError) as e:
         load_fever(path)
     assert "fever_bad.jsonl" in str(e.value) and ":3" in str(e.value) and "NOT ENOUGH INFO" in str(e.value)
+
+
+def test_nq_release_layout(tmp_path):
+    # As data_classes/nq.py:34-49 writes validation.json: the shortest short answer, one string per question.
+    path = tmp_path / "validation.json"
+    path.write_text(
+        json.dumps(
+            {"questions": ["Who wrote dark horse?", "Where is tasmania?"], "answers": ["Katy Perry", "Australia"]}
+        )
+    )
+    assert load_nq(path) == [("Who wrote dark horse?", "Katy Perry"), ("Where is tasmania?", "Australia")]
+    path.write_text(json.dumps({"questions": ["a"], "answers": [3]}))
+    with pytest.raises(DataFormatError, match=r"validation\.json: record 0: an answer must be a string"):
+        load_nq(path)
 
 
 def test_nq_real_format_and_errors(tmp_path):
@@ -475,6 +582,29 @@ def test_wikitext_real_format(tmp_path):
     assert not any(p.startswith("=") for p in load_wikitext_raw(path, min_words=0))
 
 
+def test_self_sample_release_layout(tmp_path):
+    # As data_classes/wiki.py reads it: json.load of one object (:41-42), n_tokens (:47), len(original) (:104),
+    # completions[idx] a string (:73).
+    path = tmp_path / "valid.json"
+    release = {
+        "original": ["The cat sat", "A dog ran"],
+        "completions": ["The cat sat on the mat and then", "A dog ran off into the hills"],
+        "n_tokens": 10,
+    }
+    path.write_text(json.dumps(release))
+    assert load_self_sample(path) == [
+        SelfSample("The cat sat", "The cat sat on the mat and then", 10),
+        SelfSample("A dog ran", "A dog ran off into the hills", 10),
+    ]
+    write_self_sample(path, load_self_sample(path))
+    assert json.loads(path.read_text()) == release
+    path.write_text(json.dumps(dict(release, completions=release["completions"][:1])))
+    with pytest.raises(DataFormatError, match=r"valid\.json: column 'original' has 2 entries but 'completions' has 1"):
+        load_self_sample(path)
+    with pytest.raises(ValueError, match="one n_tokens per file"):
+        write_self_sample(path, [SelfSample("a", "a b", 1), SelfSample("c", "c d e", 2)])
+
+
 def test_self_sample_round_trip_and_errors(tmp_path):
     path = tmp_path / "self_sample" / "valid.json"
     real = [
@@ -487,14 +617,17 @@ def test_self_sample_round_trip_and_errors(tmp_path):
     path.parent.mkdir()
     path.write_text(json.dumps(real))
     assert load_self_sample(path) == [SelfSample("The cat sat", "The cat sat on the mat and then", 10)]
-    samples = [SelfSample("a b", "a b c d", 2), SelfSample("x", "x y", 1)]
+    samples = [SelfSample("a b", "a b c d", 2), SelfSample("x", "x y z", 2)]
     write_self_sample(path, samples)
     assert load_self_sample(path) == samples
     path.write_text(json.dumps([real[0], {"original": "x", "completions": [], "n_tokens": 10}]))
     with pytest.raises(DataFormatError, match=r"valid\.json: record 1: field 'completions'"):
         load_self_sample(path)
     path.write_text(json.dumps({"original": "x"}))
-    with pytest.raises(DataFormatError, match=r"valid\.json.*list"):
+    with pytest.raises(DataFormatError, match=r"valid\.json: column 'original' must be a list"):
+        load_self_sample(path)
+    path.write_text(json.dumps("x"))
+    with pytest.raises(DataFormatError, match=r"valid\.json: expected the object"):
         load_self_sample(path)
 
 

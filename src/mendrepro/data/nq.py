@@ -1,6 +1,8 @@
 """Natural Questions locality data as the MEND release stores it.
 
-The file is `{"questions": [...], "answers": [[...], ...]}` (several acceptable answers per question).
+The release's `nq/train.json` and `nq/validation.json` are `{"questions": [...], "answers": [...]}` with one answer
+string per question, the shortest short answer (eric-mitchell/mend data_classes/nq.py:34-49). A list of acceptable
+answers per question is also read (its first one is taken).
 """
 
 from __future__ import annotations
@@ -29,10 +31,9 @@ def load_nq(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     for i, (q, a) in enumerate(zip(questions, answers, strict=True)):
         if not isinstance(q, str):
             raise DataFormatError(path, "question must be a string", record=i)
-        # NQ lists several acceptable answers per question; a bare string is accepted as one answer.
-        if isinstance(a, str):
+        if isinstance(a, str):  # the release's layout
             a = [a]
         if not isinstance(a, list) or not a or not isinstance(a[0], str):
-            raise DataFormatError(path, "answers must be a non-empty list of strings", record=i)
+            raise DataFormatError(path, "an answer must be a string or a non-empty list of strings", record=i)
         pairs.append((q, a[0]))
     return pairs

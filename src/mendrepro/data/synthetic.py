@@ -5,8 +5,11 @@ instruments, sports and languages. The person facts are the zsRE and FEVER facts
 train). The NQ locality questions come from separate relations about non-person subjects (a country's capital,
 a company's headquarters, ...) whose question templates share none with the person relations: as in the paper,
 where zsRE edits are checked for locality on Natural Questions, a different distribution of questions. The world
-is written in the real datasets' file formats (zsRE and FEVER KILT jsonl, NQ json, Wikitext-103 raw), so the
-same loaders read the tiny and the paper data.
+is written in the layouts of the MEND release's files (zsRE and FEVER KILT jsonl with De Cao et al.'s fields, NQ
+json with one answer string per question, Wikitext-103 raw), so the same loaders read the tiny and the paper data.
+As in the release's zsRE files, a question may be among its own `filtered_rephrases` (every record here lists it
+first), which the loader removes as the release does. The FEVER records lack only `logit`, the base classifier's
+score, which the release copies into each example (data_classes/fever.py:26, 59) but never reads.
 
 Text convention: every token is separated by one space, punctuation included ("Where was Balorin born ?"), so
 a whitespace+punctuation pre-tokenizer splits it identically everywhere and decoding (join with spaces)
@@ -521,7 +524,7 @@ def zsre_record(fact: Fact) -> dict:
         "meta": {"template_questions": questions},
         "prediction": fact.object,
         "alternatives": list(fact.alternatives),
-        "filtered_rephrases": questions[1:],
+        "filtered_rephrases": questions,  # the question itself included: the loader drops it, as released
     }
 
 
@@ -542,9 +545,9 @@ def fever_record(fact: Fact) -> dict:
 
 
 def nq_file(facts: list[Fact]) -> dict:
-    """An NQ file (`{"questions": [...], "answers": [[...], ...]}`)."""
+    """An NQ file as the release writes it (`{"questions": [...], "answers": [...]}`, one answer string each)."""
     questions = [RELATIONS_BY_NAME[f.relation].question(f.nq_template, f.subject) for f in facts]
-    return {"questions": questions, "answers": [[f.object] for f in facts]}
+    return {"questions": questions, "answers": [f.object for f in facts]}
 
 
 def wikitext_raw(articles: tuple[Article, ...]) -> str:
