@@ -44,10 +44,8 @@ from mendrepro.config import TrainConfig
 from mendrepro.data.formats import write_json_atomic
 from mendrepro.data.tokenizer import SPECIAL_TOKENS, wrap_tokenizer
 from mendrepro.editors.base import Editor
-from mendrepro.editors.enn import EditableNetwork, ENNConfig
-from mendrepro.editors.ft import FineTune, FTConfig
-from mendrepro.editors.ke import KEConfig, KnowledgeEditor
-from mendrepro.editors.mend import MEND, MendConfig
+from mendrepro.editors.options import FTConfig, KEConfig
+from mendrepro.editors.registry import KINDS
 from mendrepro.memory import LIBC, can_reset_hwm, peak_memory_mb, start_peak_window
 from mendrepro.models import ModelSpec, build_model, edited_parameter_names, freeze
 from mendrepro.tasks import EditRequest
@@ -260,17 +258,13 @@ class BatchMaker:
 def make_editor(
     kind: str, model: nn.Module, family: str, names: list[str], ke: KEConfig = PAPER_KE, ft_steps: int = 1
 ) -> Editor:
-    """The paper's editors at their released sizes: MEND ``MendConfig()``, KE ``ke``, ENN ``ENNConfig()``, FT
-    ``FTConfig(lr=1e-4, max_steps=ft_steps)``."""
-    if kind == "mend":
-        return MEND(model, family, names, MendConfig())
-    if kind == "ke":
-        return KnowledgeEditor(model, family, names, ke)
-    if kind == "enn":
-        return EditableNetwork(model, family, names, ENNConfig())
-    if kind == "ft":
-        return FineTune(model, family, names, FTConfig(lr=1e-4, max_steps=ft_steps))
-    raise ValueError(f"unknown editor {kind!r}; editors: {list(EDITORS)}")
+    """The paper's editors at their released sizes, built from the registry: MEND ``MendConfig()``, KE ``ke``,
+    ENN ``ENNConfig()``, FT ``FTConfig(lr=1e-4, max_steps=ft_steps)``."""
+    if kind not in EDITORS:
+        raise ValueError(f"unknown editor {kind!r}; editors: {list(EDITORS)}")
+    sizes = {"ke": ke, "ft": FTConfig(lr=1e-4, max_steps=ft_steps)}
+    entry = KINDS[kind]
+    return entry.editor_class()(model, family, names, sizes.get(kind) or entry.options())
 
 
 def training_step(

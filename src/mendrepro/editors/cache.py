@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from mendrepro.batches import IGNORE, Batch, forward
 from mendrepro.editors.base import Editor
+from mendrepro.editors.options import CacheConfig  # noqa: F401 (re-exported)
 from mendrepro.tasks import EditRequest
 
 #: Binary logit written for a cached answer (sigmoid(20) ≈ 1 - 2e-9).
@@ -25,12 +25,6 @@ BASE_MASS = 0.01
 #: Tuned threshold when no candidate separates equivalence from locality: the cache then answers only inputs
 #: whose representation equals an edit's (float noise of re-padding is far below this).
 EXACT_MATCH = 1e-6
-
-
-@dataclass(frozen=True)
-class CacheConfig:
-    threshold: float | None = None  # None: tune it on training requests with CacheEditor.tune
-    metric: str = "cosine"  # cosine distance = 1 - cos; the only metric
 
 
 class CacheEditor(Editor):

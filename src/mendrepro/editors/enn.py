@@ -10,7 +10,6 @@ returns the current, ENN-trained weights of the whole model, not the original on
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -18,19 +17,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mendrepro.batches import Batch, forward, scored_forward
 from mendrepro.editors.base import Editor, param_key
+from mendrepro.editors.options import ENNConfig  # noqa: F401 (re-exported)
 from mendrepro.losses import kl_loc, nll
-
-
-@dataclass(frozen=True)
-class ENNConfig:
-    step_init: float = 1e-2
-    c_base: float = 1.0  # 1 for FEVER/zsRE, 10 for Wikitext as released
-    n_inner_steps: int = 1
-    first_order: bool = False
-
-    def __post_init__(self):
-        if self.n_inner_steps < 1:
-            raise ValueError(f"ENN needs at least one inner step, got {self.n_inner_steps}")
 
 
 class EditableNetwork(Editor):

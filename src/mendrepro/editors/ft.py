@@ -8,23 +8,14 @@ loss = KL + ``edit_weight`` · L_edit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from mendrepro.batches import Batch, forward, scored_forward
 from mendrepro.editors.base import Editor
+from mendrepro.editors.options import FTConfig  # noqa: F401 (re-exported)
 from mendrepro.losses import accuracy_per_example, kl_loc, nll
-
-
-@dataclass(frozen=True)
-class FTConfig:
-    lr: float = 5e-6
-    max_steps: int = 100
-    grad_clip: float = 100.0
-    kl: bool = False
-    edit_weight: float = 0.01  # weight of L_edit next to the KL in FT+KL
 
 
 class FineTune(Editor):

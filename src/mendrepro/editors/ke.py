@@ -12,8 +12,6 @@ where ∇W is the (detached, first-order) gradient of the edit loss w.r.t. the s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
@@ -21,17 +19,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from mendrepro.batches import Batch
 from mendrepro.editors.base import Editor, capture_edit_gradients, param_key
+from mendrepro.editors.options import KEConfig  # noqa: F401 (re-exported)
 
 COND_KEYS = ("cond_input_ids", "cond_attention_mask")
-
-
-@dataclass(frozen=True)
-class KEConfig:
-    """KE's sizes (the paper's by default; the tiny profile passes smaller ones)."""
-
-    lstm_hidden: int = 512  # per direction
-    cond_dim: int = 768
-    head_hidden: int = 512
 
 
 def input_embedding_matrix(model: nn.Module) -> torch.Tensor:

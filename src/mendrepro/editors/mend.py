@@ -8,7 +8,6 @@ W ← W + sign · α_W · Σ_rows δ̃ ũᵀ (``sign`` +1 as released, −1 as t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -21,39 +20,8 @@ from mendrepro.editors.base import (
     outer_product_update,
     param_key,
 )
+from mendrepro.editors.options import EDIT_LOSSES, MODES, MendConfig  # noqa: F401 (re-exported)
 from mendrepro.models import is_transposed, module_of
-
-MODES = ("combine", "only_u", "only_delta", "only_smaller")
-EDIT_LOSSES = ("mean", "sum")
-
-
-@dataclass(frozen=True)
-class MendConfig:
-    """MEND's architecture; the ablations of Table 6 are settings of these fields."""
-
-    rank: int = 1920
-    init: str = "id"  # "id" (U = 0, residual) or "xavier" (no residual)
-    norm: bool = True
-    share: bool = True
-    mode: str = "combine"
-    alpha_init: float = 1e-4
-    sign: int = 1
-    n_blocks: int = 2
-    # The loss whose output gradients δ MEND transforms, for a batch of k edits: "mean", as released, the
-    # token-weighted mean NLL over the whole batch (binary: the batch mean; algs/mend.py:edit,
-    # ``edit_loss_fn(outputs, labels)["nll"]``); "sum", the sum over edits of each edit's token-mean NLL, under
-    # which a batch's update is exactly the sum of its single-edit updates. Equal for one edit.
-    edit_loss: str = "mean"
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"MEND mode must be one of {MODES}, got {self.mode!r}")
-        if self.init not in ("id", "xavier"):
-            raise ValueError(f"MEND init must be 'id' or 'xavier', got {self.init!r}")
-        if self.edit_loss not in EDIT_LOSSES:
-            raise ValueError(f"MEND edit_loss must be one of {EDIT_LOSSES}, got {self.edit_loss!r}")
-        if self.sign not in (1, -1):
-            raise ValueError(f"MEND sign must be +1 (as released) or -1 (as in the paper), got {self.sign}")
 
 
 class RunningNorm(nn.Module):
