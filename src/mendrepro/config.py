@@ -1,13 +1,22 @@
-"""Typed configuration of one experiment, built from the (validated) Snakemake config mapping."""
+"""Typed configuration of one experiment, and its resolution from the (schema-validated) Snakemake config.
+
+:func:`resolve_experiment` turns config + task + model + editor (+ seed) into the experiment mapping a command
+receives as ``--exp`` JSON; :meth:`Experiment.from_dict` types it. The workflow imports this module at DAG start,
+so it imports neither torch nor transformers (the model spec's module is imported when an experiment is typed).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from mendrepro.models import ModelSpec
+from mendrepro.editors.registry import editor_kind
+
+if TYPE_CHECKING:
+    from mendrepro.models import ModelSpec
 
 T = TypeVar("T")
 
@@ -80,7 +89,13 @@ class Experiment:
 
     @classmethod
     def from_json(cls, text: str) -> Experiment:
-        d = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Experiment:
+        """The typed experiment of a mapping :func:`resolve_experiment` returned (or its JSON, read back)."""
+        from mendrepro.models import ModelSpec  # torch: only where an experiment is run, not at DAG start
+
         model = ModelSpec.from_dict(d["model"]["name"], d["model"])
         return cls(
             profile=d["profile"],
@@ -95,3 +110,119 @@ class Experiment:
             eval=from_dict(EvalConfig, d.get("eval"), "eval"),
             seed=d.get("seed", 0),
         )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Resolution: config + task + model + editor -> the experiment of one job
+
+BATCHED = re.compile(r"(?P<base>.+)-k(?P<k>\d+)")
+
+
+def table5_batches(config: dict) -> dict[int, dict]:
+    """k -> the training overrides of Table 5's editors trained with k edits per step (k > 1)."""
+    t = config["tables"].get("table5", {})
+    return {b["k"]: b.get("train", {}) for b in t.get("batches", []) if b["k"] > 1}
+
+
+def editor_entry(config: dict, name: str) -> dict:
+    """The resolved config entry of editor ``name``: a configured editor, a `variant_of` one (its base entry with
+    the variant's options on top: the Table 6 ablations), or ``<editor>-k<k>``, a Table 5 editor trained and
+    evaluated with k edits at once."""
+    editors = config["editors"]
+    if name in editors:
+        e = dict(editors[name])
+        base = e.pop("variant_of", None)
+        if base is None:
+            return e
+        if base not in editors or "variant_of" in editors[base]:
+            raise ValueError(f"editor '{name}': variant_of '{base}' must name a configured, non-variant editor")
+        b = editor_entry(config, base)
+        return {
+            **b,
+            **{k: v for k, v in e.items() if k != "options"},
+            "options": {**b.get("options", {}), **e.get("options", {})},
+        }
+    m = BATCHED.fullmatch(name)
+    t5 = config["tables"].get("table5", {})
+    if m and m["base"] in t5.get("editors", []) and int(m["k"]) in table5_batches(config):
+        k = int(m["k"])
+        b = editor_entry(config, m["base"])
+        return {
+            **b,
+            "eval": {**b.get("eval", {}), "k": k, "n_edits": t5.get("n_edits", config["eval"]["n_edits"])},
+            "batch_train": {"edits_per_step": k, **table5_batches(config)[k]},
+        }
+    raise ValueError(
+        f"editor '{name}' is not in config['editors'] ({sorted(editors)}) nor a Table 5 batched editor "
+        f"(<editor>-k<k> for tables.table5 editors and batches)"
+    )
+
+
+def is_learned(config: dict, editor: str) -> bool:
+    """Whether ``editor`` is trained before evaluation (its run directory holds ``editor.pt``)."""
+    return editor_kind(editor_entry(config, editor)["kind"], editor).learned
+
+
+def resolve_experiment(config: dict, task: str, model: str, editor: str = "", seed: int | str = 0) -> dict:
+    """The experiment mapping one command receives: model spec, task and editor options, loop settings.
+
+    The run's seed drives pre-training, the editor's initialisation and its training; the evaluation's edits
+    (eval.seed) are the same for every seed. Precedence of the training settings, last wins: ``train``, the
+    editor's ``train``, the model's ``train``, the editor's ``per_model`` budget, a Table 5 editor's k-edit
+    budget, the seed, the grid's ``train_lr``.
+    """
+    m = dict(config["models"][model])
+    if m["task"] != task:
+        raise ValueError(f"model '{model}' is configured for task '{m['task']}', not '{task}'")
+    exp = {
+        "profile": config["profile"],
+        "seed": int(seed),
+        "task": task,
+        "model": {"name": model, **{k: v for k, v in m.items() if k not in ("task", "pretrain", "train")}},
+        "pretrain": m.get("pretrain", {}),
+        "task_options": config["tasks"].get(task, {}),
+        "train": dict(config["train"]),
+        "eval": dict(config["eval"]),
+    }
+    e: dict = {}
+    if editor:
+        e = editor_entry(config, editor)
+        # Options that differ per task (ENN's c_base: 1 for FEVER/zsRE, 10 for Wikitext) override the defaults.
+        options = {**e.get("options", {}), **e.get("per_task", {}).get(task, {})}
+        exp.update(editor=editor, editor_kind=e["kind"], editor_options=options)
+        exp["train"].update(e.get("train", {}))
+        exp["eval"].update(e.get("eval", {}))
+    # A model's own training budget (e.g. fewer steps for the larger stand-ins) overrides the editor's, except
+    # an editor's budget for that one model (per_model) and a Table 5 editor's k-edit budget.
+    exp["train"].update(m.get("train", {}))
+    if editor:
+        exp["train"].update(e.get("per_model", {}).get(model, {}).get("train", {}))
+        exp["train"].update(e.get("batch_train", {}))
+    exp["train"]["seed"] = int(seed)
+    if editor:
+        # The editor's learning rate as the grid chose it (`snakemake lr_grid`; config train_lr), if listed.
+        lr = config.get("train_lr", {}).get(f"{task}/{model}/{editor}")
+        if lr is not None:
+            exp["train"]["lr"] = float(lr)
+    return exp
+
+
+def base_model_experiment(config: dict, model: str, seed: int | str = 0) -> dict:
+    """The experiment of a job that builds or samples the base model itself: without the editors' training and
+    evaluation settings, so changing those does not re-run pre-training."""
+    exp = resolve_experiment(config, config["models"][model]["task"], model, seed=seed)
+    return {k: v for k, v in exp.items() if k not in ("train", "eval")}
+
+
+def check_editors(config: dict) -> None:
+    """Every configured editor's kind and options, as each task would resolve them: the first bad one raises a
+    one-line ValueError naming the editor, the key and the allowed values (the workflow calls this at DAG
+    start, so a typo fails ``snakemake -n`` rather than the job)."""
+    for name in config["editors"]:
+        e = editor_entry(config, name)
+        if "kind" not in e:
+            raise ValueError(f"editor '{name}': no kind; kinds: see mendrepro.editors.registry.KINDS")
+        kind = editor_kind(e["kind"], name)
+        kind.parse(e.get("options", {}), name)
+        for task, over in e.get("per_task", {}).items():
+            kind.parse({**e.get("options", {}), **over}, name, f"per_task.{task}")

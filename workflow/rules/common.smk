@@ -4,6 +4,20 @@ import os
 import re
 import sys
 
+from snakemake.exceptions import WorkflowError
+
+# The experiment resolution and the editors' options live in the package (torch-free imports); the checkout's copy
+# is put first so a Snakemake without the package installed (e.g. --sdm conda) reads the same code.
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from mendrepro.config import base_model_experiment, check_editors, resolve_experiment
+from mendrepro.config import is_learned as _is_learned
+
+# Every editor's kind and options, typed: a typo fails here, naming the editor, the key and the allowed values.
+try:
+    check_editors(config)
+except ValueError as e:
+    raise WorkflowError(f"config: {e}") from None
+
 PROFILE = config["profile"]
 RES = f"results/{PROFILE}"
 # Every seeded output (base models pre-trained here, editors, evaluations) lies under {RES}/seed<s>/; the tables
@@ -95,95 +109,18 @@ def model_input(wildcards):
     return model_dir(wildcards.model, wildcards.seed)
 
 
-BATCHED = re.compile(r"(?P<base>.+)-k(?P<k>\d+)")
-
-
-def table5_batches():
-    """k -> the training overrides of Table 5's editors trained with k edits per step (k > 1)."""
-    t = config["tables"].get("table5", {})
-    return {b["k"]: b.get("train", {}) for b in t.get("batches", []) if b["k"] > 1}
-
-
-def editor_entry(name):
-    """The resolved config entry of editor ``name``: a configured editor, a `variant_of` one (its base entry with
-    the variant's options on top: the Table 6 ablations), or ``<editor>-k<k>``, a Table 5 editor trained and
-    evaluated with k edits at once."""
-    editors = config["editors"]
-    if name in editors:
-        e = dict(editors[name])
-        base = e.pop("variant_of", None)
-        if base is None:
-            return e
-        if base not in editors or "variant_of" in editors[base]:
-            raise ValueError(f"editor '{name}': variant_of '{base}' must name a configured, non-variant editor")
-        b = editor_entry(base)
-        return {
-            **b,
-            **{k: v for k, v in e.items() if k != "options"},
-            "options": {**b.get("options", {}), **e.get("options", {})},
-        }
-    m = BATCHED.fullmatch(name)
-    t5 = config["tables"].get("table5", {})
-    if m and m["base"] in t5.get("editors", []) and int(m["k"]) in table5_batches():
-        k = int(m["k"])
-        b = editor_entry(m["base"])
-        return {
-            **b,
-            "eval": {**b.get("eval", {}), "k": k, "n_edits": t5.get("n_edits", config["eval"]["n_edits"])},
-            "batch_train": {"edits_per_step": k, **table5_batches()[k]},
-        }
-    raise ValueError(
-        f"editor '{name}' is not in config['editors'] ({sorted(editors)}) nor a Table 5 batched editor "
-        f"(<editor>-k<k> for tables.table5 editors and batches)"
-    )
-
-
 def editor_dir(editor, k):
     """The editor id of ``editor`` in Table 5's column k: itself at k = 1, else its k-edit version."""
     return editor if k == 1 else f"{editor}-k{k}"
 
 
 def is_learned(editor):
-    return editor_entry(editor)["kind"] in ("mend", "ke", "enn")
+    return _is_learned(config, editor)
 
 
 def experiment(task, model, editor="", seed=0):
-    """The experiment mapping one command receives: model spec, task and editor options, loop settings. The run's
-    seed drives pre-training, the editor's initialisation and its training; the evaluation's edits (eval.seed) are
-    the same for every seed."""
-    m = dict(config["models"][model])
-    if m["task"] != task:
-        raise ValueError(f"model '{model}' is configured for task '{m['task']}', not '{task}'")
-    exp = {
-        "profile": PROFILE,
-        "seed": int(seed),
-        "task": task,
-        "model": {"name": model, **{k: v for k, v in m.items() if k not in ("task", "pretrain", "train")}},
-        "pretrain": m.get("pretrain", {}),
-        "task_options": config["tasks"].get(task, {}),
-        "train": dict(config["train"]),
-        "eval": dict(config["eval"]),
-    }
-    if editor:
-        e = editor_entry(editor)
-        # Options that differ per task (ENN's c_base: 1 for FEVER/zsRE, 10 for Wikitext) override the defaults.
-        options = {**e.get("options", {}), **e.get("per_task", {}).get(task, {})}
-        exp.update(editor=editor, editor_kind=e["kind"], editor_options=options)
-        exp["train"].update(e.get("train", {}))
-        exp["eval"].update(e.get("eval", {}))
-    # A model's own training budget (e.g. fewer steps for the larger stand-ins) overrides the editor's, except
-    # an editor's budget for that one model (per_model) and a Table 5 editor's k-edit budget.
-    exp["train"].update(m.get("train", {}))
-    if editor:
-        exp["train"].update(e.get("per_model", {}).get(model, {}).get("train", {}))
-        exp["train"].update(e.get("batch_train", {}))
-    exp["train"]["seed"] = int(seed)
-    if editor:
-        # The editor's learning rate as the grid chose it (`snakemake lr_grid`; config train_lr), if listed.
-        lr = config.get("train_lr", {}).get(f"{task}/{model}/{editor}")
-        if lr is not None:
-            exp["train"]["lr"] = float(lr)
-    return exp
+    """The experiment mapping one command receives (mendrepro.config.resolve_experiment)."""
+    return resolve_experiment(config, task, model, editor, seed)
 
 
 def experiment_json(wildcards):
@@ -192,19 +129,13 @@ def experiment_json(wildcards):
     )
 
 
-def base_model_json(model, seed):
-    """The experiment of a job that builds or samples the base model itself: without the editors' training and
-    evaluation settings, so changing those does not re-run pre-training."""
-    exp = experiment(config["models"][model]["task"], model, seed=seed)
-    return json.dumps({k: v for k, v in exp.items() if k not in ("train", "eval")}, sort_keys=True)
-
-
 def pretrain_json(wildcards):
-    return base_model_json(wildcards.model, wildcards.seed)
+    return json.dumps(base_model_experiment(config, wildcards.model, wildcards.seed), sort_keys=True)
 
 
 def sampler_json(wildcards):
-    return base_model_json(config["tasks"]["wikitext"]["sampler_model"], wildcards.seed)
+    sampler = config["tasks"]["wikitext"]["sampler_model"]
+    return json.dumps(base_model_experiment(config, sampler, wildcards.seed), sort_keys=True)
 
 
 def checkpoint_input(wildcards):
