@@ -1,7 +1,8 @@
-"""The commands the Snakemake rules call: ``python -m mendrepro <command> ...`` (or through accelerate launch).
+"""The commands of ``python -m mendrepro``: those the Snakemake rules call (or through accelerate launch), the
+report commands, and ``edit``, which edits a trained editor's base model from the command line.
 
-Each command takes ``--exp`` (the experiment as JSON, composed by the workflow from the config) and explicit
-input and output paths, logs to stderr, and writes its outputs atomically.
+Each pipeline command takes ``--exp`` (the experiment as JSON, :func:`mendrepro.config.resolve_experiment`) and
+explicit input and output paths, logs to stderr, and writes its outputs atomically.
 """
 
 from __future__ import annotations
@@ -15,31 +16,24 @@ from pathlib import Path
 
 import torch
 
-from mendrepro.config import Experiment, from_dict
+from mendrepro.build import build_editor, build_task, evaluation_editor
+from mendrepro.config import Experiment
 from mendrepro.data.download import DownloadError
-from mendrepro.data.fever import load_fever
 from mendrepro.data.formats import write_json_atomic
-from mendrepro.data.nq import load_nq
-from mendrepro.data.openwebtext import load_openwebtext
 from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_world, write_world
 from mendrepro.data.tokenizer import load_tokenizer, train_word_tokenizer
-from mendrepro.data.wikitext import load_self_sample, load_wikitext_raw, write_self_sample
-from mendrepro.data.zsre import load_zsre
+from mendrepro.data.wikitext import load_wikitext_raw, write_self_sample
 from mendrepro.editors.base import Editor
-from mendrepro.editors.cache import CacheConfig, CacheEditor
-from mendrepro.editors.enn import EditableNetwork, ENNConfig
-from mendrepro.editors.ft import FineTune, FTConfig
-from mendrepro.editors.ke import KEConfig, KnowledgeEditor
-from mendrepro.editors.mend import MEND, MendConfig
 from mendrepro.evaluate import aggregate, evaluate_editor, write_records
+from mendrepro.manifest import write_manifest
 from mendrepro.memory import start_peak_window
-from mendrepro.models import edited_parameter_names, freeze, load_model, save_model
+from mendrepro.models import freeze, load_model, save_model
 from mendrepro.pretrain import pretrain
 from mendrepro.pretrained import fetch_source
 from mendrepro.report import TABLE_COMMANDS, tables
 from mendrepro.sampling import self_sample
 from mendrepro.splits import dev_split, validation_batches
-from mendrepro.tasks import EditSampler, FeverTask, WikitextTask, ZsreTask, merge
+from mendrepro.tasks import EditSampler, merge
 from mendrepro.train import train_editor
 
 log = logging.getLogger("mendrepro")
@@ -49,51 +43,6 @@ def _setup(threads: int | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if threads:
         torch.set_num_threads(threads)
-
-
-def build_task(exp: Experiment, tok, split: str, files: dict[str, str]):
-    """The edit task of ``exp`` on ``split`` ("train" or "dev") from the data files named in ``files``."""
-    opts = exp.task_options
-    max_len = exp.model.max_len
-    if exp.task == "zsre":
-        records = load_zsre(files[f"zsre_{split}"])
-        if split == "train" and opts.get("train_locality", "nq") == "zsre":
-            # As released (data_classes/zsre.py: NQ only for a split path without "train"): while training, the
-            # locality examples are other zsRE training questions with their gold answers.
-            return ZsreTask(tok, records, [(r.src, r.answers[0]) for r in records], max_len)
-        return ZsreTask(tok, records, load_nq(files[f"nq_{split}"]), max_len)
-    if exp.task == "fever":
-        return FeverTask(tok, load_fever(files[f"fever_{split}"]), opts.get("fever_flip_rule", "always"), max_len)
-    if exp.task == "wikitext":
-        # Locality text: Wikitext-103 (distilGPT-2), or OpenWebText when the workflow hands its files (GPT-Neo/J).
-        if f"owt_{split}" in files:
-            loc = load_openwebtext(files[f"owt_{split}"])
-        else:
-            loc = load_wikitext_raw(files[f"wiki_{split}"], min_words=opts.get("loc_min_words", 50))
-        return WikitextTask(tok, load_self_sample(files[f"self_sample_{split}"]), loc, max_len)
-    raise ValueError(f"unknown task {exp.task!r}")
-
-
-def build_editor(exp: Experiment, model, ckpt: Path | None, loc_sampler=None) -> Editor:
-    """The editor named by ``exp`` over ``model``, with trained weights from ``ckpt`` if it has any."""
-    names = edited_parameter_names(model, exp.model.edit_params)
-    family = exp.model.family
-    if exp.editor_kind == "mend":
-        editor = MEND(model, family, names, from_dict(MendConfig, exp.editor_options, "editors.mend.options"))
-    elif exp.editor_kind in ("ft", "ftkl"):
-        opts = dict(exp.editor_options, kl=exp.editor_kind == "ftkl")
-        editor = FineTune(model, family, names, FTConfig(**opts), loc_sampler=loc_sampler)
-    elif exp.editor_kind == "ke":
-        editor = KnowledgeEditor(model, family, names, from_dict(KEConfig, exp.editor_options, "editors.ke.options"))
-    elif exp.editor_kind == "enn":
-        editor = EditableNetwork(model, family, names, from_dict(ENNConfig, exp.editor_options, "editors.enn.options"))
-    elif exp.editor_kind == "cache":
-        editor = CacheEditor(model, family, names, from_dict(CacheConfig, exp.editor_options, "editors.cache.options"))
-    else:
-        raise ValueError(f"unknown editor kind {exp.editor_kind!r} for editor '{exp.editor}'")
-    if ckpt is not None:
-        editor.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
-    return editor
 
 
 def cmd_world(args) -> None:
@@ -199,6 +148,9 @@ def cmd_train(args) -> None:
     summary["validation_edits"] = [i for req in val for i in req.id.split("+")]
     summary["memory"]["baseline_mb"] = baseline_mb
     write_json_atomic(args.metrics, summary)
+    out = Path(args.out)
+    if out.name == "editor.pt":  # a run's editor (the learning-rate grid's checkpoints are temporary)
+        write_manifest(out.parent, json.loads(args.exp), Path(args.model), files, checkpoint=out)
 
 
 def cmd_evaluate(args) -> None:
@@ -208,20 +160,7 @@ def cmd_evaluate(args) -> None:
     freeze(model)
     files = _files(args)
     dev_task = build_task(exp, tok, "dev", files)
-    loc_sampler = None
-    if exp.editor_kind == "ftkl":
-        train_task = build_task(exp, tok, "train", files)
-        lrng = random.Random(exp.seed + 7)
-        loc_sampler = lambda: train_task.request(lrng.randrange(len(train_task)), lrng).loc  # noqa: E731
-    editor = build_editor(exp, model, Path(args.ckpt) if args.ckpt else None, loc_sampler)
-    if exp.editor_kind == "cache":
-        # The cache's distance threshold is tuned on training edits (never on the dev edits it is scored on).
-        train_task = build_task(exp, tok, "train", files)
-        trng = random.Random(exp.seed + 11)
-        n_tune = min(len(train_task), 200)
-        idx = trng.sample(range(len(train_task)), n_tune)
-        threshold = editor.tune([train_task.request(i, trng, n_loc=exp.eval.n_loc, all_equiv=True) for i in idx])
-        log.info("cache threshold tuned on %d training edits: %.4f", n_tune, threshold)
+    editor, tuned = evaluation_editor(exp, model, tok, files, Path(args.ckpt) if args.ckpt else None)
     ev = exp.eval
     order, _ = dev_split(len(dev_task), ev.seed, _n_heldout(exp))
     n_edits = min(ev.n_edits, len(order)) // ev.k * ev.k
@@ -242,65 +181,138 @@ def cmd_evaluate(args) -> None:
     )
     log.info("metrics: %s", metrics)
     write_json_atomic(args.metrics, metrics)
+    if not args.ckpt:
+        # An editor without training (FT, FT+KL, the cache): its run directory is described here, with what
+        # evaluation tuned; a learned editor's manifest comes from its training job.
+        write_manifest(Path(args.metrics).parent.parent, json.loads(args.exp), Path(args.model), files, tuned=tuned)
+
+
+def cmd_edit(args) -> None:
+    from mendrepro.api import Request, load_editor  # the API's imports only for this command
+
+    if len(args.prompt) != len(args.target):
+        raise ValueError(f"{len(args.prompt)} --prompt but {len(args.target)} --target: give one target per prompt")
+    editor = load_editor(args.run, device=args.device, check_model=not args.no_check)
+    exp = editor.exp
+    requests = [Request(p, t) for p, t in zip(args.prompt, args.target, strict=True)]
+    before = editor.answer(args.prompt, max_new_tokens=args.max_new_tokens)
+    result = editor.edit(requests)
+    after = editor.answer(args.prompt, result.model, max_new_tokens=args.max_new_tokens)
+    print(f"editor {exp.editor} (kind {exp.editor_kind}) on {exp.model.name}, task {exp.task}: {args.run}")
+    for info, b, a in zip(result.edits, before, after, strict=True):
+        print(f"prompt: {info.prompt}")
+        print(f"  target: {info.target}")
+        print(f"  before: {b}")
+        print(f"  after:  {a}")
+        print(f"  success on the prompt: {info.success:.2f}")
+    info = result.edits[0]
+    print(
+        f"one edit of k = {len(requests)}: {info.seconds:.3f} s, peak memory {info.memory['peak_mb']:.0f} MB "
+        f"({info.memory['kind']})"
+    )
+
+
+# The commands dispatched to their own parsers before this one parses: the report commands (pandas and matplotlib
+# only, never torch) and the memory probe. Listed here for --help; their options are in `<command> --help`.
+EXTERNAL = {"memory-probe": "peak memory of one editor training step at the paper's model sizes, random weights"}
+
+
+def _report_help() -> dict[str, str]:
+    """Each report command's one-line help, read from the report parser (the one place it is written)."""
+    parser = tables.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a.help for a in sub._choices_actions}
+
+
+EXP_HELP = (
+    "the experiment as JSON: the mapping mendrepro.config.resolve_experiment builds from the config for one task, "
+    "model and editor (what the workflow passes as params.exp)"
+)
+
+
+def build_parser(with_external: bool = True) -> argparse.ArgumentParser:
+    """The one command tree of ``python -m mendrepro``; ``with_external`` lists the report commands and the
+    memory probe too (their help needs the report modules imported)."""
+    p = argparse.ArgumentParser(prog="python -m mendrepro", description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="<command>")
+
+    s = sub.add_parser("world", help="generate the synthetic world and its tokenizer (tiny profile)")
+    s.add_argument("--world", required=True, help="mendrepro.data.synthetic.WorldConfig as JSON (config `world`)")
+    s.add_argument("--out", required=True, help="the world's directory (its files per task below it)")
+    s.add_argument("--tokenizer", required=True, help="the word-level tokenizer's JSON file")
+    s.set_defaults(fn=cmd_world)
+
+    s = sub.add_parser("pretrain", help="pre-train a tiny base model on the world (tiny profile)")
+    s.add_argument("--exp", required=True, help=EXP_HELP)
+    s.add_argument("--world", required=True, help="the world's directory (from `world`)")
+    s.add_argument("--tokenizer", required=True, help="the tokenizer's directory")
+    s.add_argument("--out", required=True, help="the base model's directory (model, tokenizer, spec.json)")
+    s.add_argument("--metrics", required=True, help="pre-training summary (JSON)")
+    s.set_defaults(fn=cmd_pretrain)
+
+    s = sub.add_parser("self-sample", help="the Wikitext edit set: 10-token samples of the base LM")
+    s.add_argument("--exp", required=True, help=EXP_HELP)
+    s.add_argument("--model", required=True, help="the sampling base model's directory")
+    s.add_argument("--wiki-train", required=True, help="Wikitext training text (wiki.train.raw)")
+    s.add_argument("--wiki-valid", required=True, help="Wikitext validation text (wiki.valid.raw)")
+    s.add_argument("--out-train", required=True, help="training edits (JSON)")
+    s.add_argument("--out-valid", required=True, help="dev edits (JSON)")
+    s.set_defaults(fn=cmd_self_sample)
+
+    s = sub.add_parser("fetch-model", help="fetch a pretrained checkpoint (paper profile) and write its manifest")
+    s.add_argument("--name", required=True, help="the model's name in the config")
+    s.add_argument("--arch", required=True, help="its architecture (bart, t5, bert, gpt2, gptneo, gptj)")
+    s.add_argument("--source", required=True, help="the model's `source` config entry as JSON")
+    s.add_argument("--out", required=True, help="the model directory (gets source.json)")
+    s.add_argument("--mirror", default=None, help="a local mirror directory used instead of the network")
+    s.set_defaults(fn=cmd_fetch_model)
+
+    for name, fn, what in (
+        ("train", cmd_train, "train a learned editor (MEND and variants, KE, ENN); writes editor.pt and its manifest"),
+        ("evaluate", cmd_evaluate, "evaluate an editor on dev edits in batches of k: per-edit records and metrics"),
+    ):
+        s = sub.add_parser(name, help=what)
+        s.add_argument("--exp", required=True, help=EXP_HELP)
+        s.add_argument("--model", required=True, help="the base model's directory")
+        s.add_argument("--files", required=True, help="JSON mapping of data file keys (zsre_train, ...) to paths")
+        s.add_argument("--metrics", required=True, help="training summary or evaluation metrics (JSON)")
+        if name == "train":
+            s.add_argument("--out", required=True, help="best editor checkpoint (<run>/editor.pt)")
+        else:
+            s.add_argument("--ckpt", default=None, help="trained editor checkpoint (learned editors)")
+            s.add_argument("--records", required=True, help="raw per-edit JSON lines")
+        s.set_defaults(fn=fn)
+
+    s = sub.add_parser("edit", help="edit a trained editor's base model; print its answers before and after")
+    s.add_argument("--run", required=True, help="a run directory, results/<profile>/seed<s>/<task>/<model>/<editor>")
+    s.add_argument("--prompt", required=True, action="append", help="edit input (repeat for k edits at once)")
+    s.add_argument(
+        "--target", required=True, action="append", help="new target of each prompt (FEVER: SUPPORTS or REFUTES)"
+    )
+    s.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    s.add_argument("--max-new-tokens", type=int, default=10, help="greedy answer length in tokens")
+    s.add_argument("--no-check", action="store_true", help="skip the base model's sha256 check against the manifest")
+    s.set_defaults(fn=cmd_edit)
+
+    if with_external:
+        for name, what in {**_report_help(), **EXTERNAL}.items():
+            sub.add_parser(name, help=f"{what} (options: {name} --help)", add_help=False)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TABLE_COMMANDS:
         return tables.main(argv)
-    if argv and argv[0] == "memory-probe":
+    if argv and argv[0] in EXTERNAL:
         from mendrepro.probe import main as probe_main
 
         _setup(None)
         return probe_main(argv[1:])
-    p = argparse.ArgumentParser(prog="mendrepro", description=__doc__)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    s = sub.add_parser("world", help="generate the synthetic world and its tokenizer (tiny profile)")
-    s.add_argument("--world", required=True, help="WorldConfig as JSON")
-    s.add_argument("--out", required=True)
-    s.add_argument("--tokenizer", required=True)
-    s.set_defaults(fn=cmd_world)
-
-    s = sub.add_parser("pretrain", help="pre-train a tiny base model on the world (tiny profile)")
-    s.add_argument("--exp", required=True)
-    s.add_argument("--world", required=True)
-    s.add_argument("--tokenizer", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--metrics", required=True)
-    s.set_defaults(fn=cmd_pretrain)
-
-    s = sub.add_parser("self-sample", help="the Wikitext edit set: 10-token samples of the base LM")
-    s.add_argument("--exp", required=True)
-    s.add_argument("--model", required=True)
-    s.add_argument("--wiki-train", required=True)
-    s.add_argument("--wiki-valid", required=True)
-    s.add_argument("--out-train", required=True)
-    s.add_argument("--out-valid", required=True)
-    s.set_defaults(fn=cmd_self_sample)
-
-    s = sub.add_parser("fetch-model", help="fetch a pretrained checkpoint (paper profile) and write its manifest")
-    s.add_argument("--name", required=True)
-    s.add_argument("--arch", required=True)
-    s.add_argument("--source", required=True, help="the model's `source` config entry as JSON")
-    s.add_argument("--out", required=True, help="the model directory (gets source.json)")
-    s.add_argument("--mirror", default=None, help="a local mirror directory used instead of the network")
-    s.set_defaults(fn=cmd_fetch_model)
-
-    for name, fn in (("train", cmd_train), ("evaluate", cmd_evaluate)):
-        s = sub.add_parser(name, help=f"{name} an editor")
-        s.add_argument("--exp", required=True)
-        s.add_argument("--model", required=True)
-        s.add_argument("--files", required=True, help="JSON mapping of data file keys to paths")
-        s.add_argument("--metrics", required=True)
-        if name == "train":
-            s.add_argument("--out", required=True, help="best editor checkpoint")
-        else:
-            s.add_argument("--ckpt", default=None, help="trained editor checkpoint (learned editors)")
-            s.add_argument("--records", required=True, help="raw per-edit JSON lines")
-        s.set_defaults(fn=fn)
-
+    # The pipeline's own commands skip importing the report modules (only --help and errors list them).
+    own = {"world", "pretrain", "self-sample", "fetch-model", "train", "evaluate", "edit"}
+    p = build_parser(with_external=not (argv and argv[0] in own))
     args = p.parse_args(argv)
     _setup(args.threads)
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from mendrepro.batches import forward, to_device
+from mendrepro.batches import Batch, forward, to_device
 from mendrepro.data.formats import write_json_atomic, write_jsonl_atomic
 from mendrepro.editors.base import Editor
 from mendrepro.losses import accuracy_per_example, nll_per_example, token_nll
@@ -33,6 +33,17 @@ def _locality(family: str, logits: torch.Tensor, labels: torch.Tensor) -> dict:
         "acc": accuracy_per_example(family, logits, labels).tolist(),
         "nll": nll_per_example(family, logits, labels).tolist(),
     }
+
+
+def timed_edit(editor: Editor, inner: Batch, device="cpu") -> tuple[dict[str, torch.Tensor], float, dict]:
+    """``editor.edit(inner)``, its wall time in seconds and its peak memory (:func:`mendrepro.memory.peak_memory_mb`):
+    how evaluation and the Python API (:mod:`mendrepro.api`) apply one (batched) edit."""
+    reset_peak(device)
+    t0 = time.perf_counter()
+    new = editor.edit(inner)
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    return new, time.perf_counter() - t0, peak_memory_mb(device)
 
 
 @torch.no_grad()
@@ -57,13 +68,7 @@ def evaluate_editor(editor: Editor, task, order: list[int], k: int, n_loc: int, 
         # The untouched original model, for every editor: ENN trains the base model itself (drawdown against the
         # original), and the claims table checks from these lines that no other editor changes the pre-edit model.
         orig_loc = _locality(family, forward(model, loc), loc["labels"])
-        reset_peak(device)
-        t0 = time.perf_counter()
-        new = editor.edit(inner)
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-        mem = peak_memory_mb(device)
+        new, seconds, mem = timed_edit(editor, inner, device)
         post_logits = editor.edited_logits(outer, new)
         post_outer = accuracy_per_example(family, post_logits, outer["labels"])
         post_nll = nll_per_example(family, post_logits, outer["labels"])

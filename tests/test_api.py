@@ -1,0 +1,179 @@
+"""The Python API and `mendrepro edit`, on micro run directories written by the pipeline's own commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from mendrepro import cli
+from mendrepro.api import Request, load_editor
+from mendrepro.batches import forward
+from mendrepro.config import Experiment, resolve_experiment
+from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_world, write_world
+from mendrepro.data.tokenizer import train_word_tokenizer
+from mendrepro.data.zsre import load_zsre
+from mendrepro.manifest import MANIFEST, ManifestError
+from mendrepro.models import build_model, save_model
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("mend", "ke", "enn", "ft", "ftkl", "cache")
+FILES = ("zsre_train", "zsre_dev", "nq_train", "nq_dev")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The micro profile's zsRE/BART runs of every editor kind, as the workflow's jobs write them (paths relative
+    to the workflow directory): a world, a random base model, each learned editor trained for two steps, and
+    each editor evaluated on two dev edits (FT, FT+KL and the cache get their manifest there)."""
+    root = tmp_path_factory.mktemp("api")
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        config = yaml.safe_load((ROOT / "tests/fixtures/micro.yaml").read_text())
+        config["train"].update(steps=2, val_every=2, n_val=1, accumulate=1)
+        config["eval"].update(n_edits=2)
+        # FT able to fit three facts into a random model within its step cap: the docs example's edits must take.
+        config["editors"]["ft"]["options"].update(lr=0.003, max_steps=300)
+        config["models"]["bart"].update(d_model=64, d_ffn=128)
+        world = generate_world(WorldConfig(**config["world"]))
+        write_world(world, Path("results/micro/world"))
+        tok = train_word_tokenizer(all_world_texts(world), Path("results/micro/tokenizer"))
+        files = json.dumps({k: config["data"][k] for k in FILES})
+        model_dir = "results/micro/seed0/models/bart"
+        spec = Experiment.from_dict(resolve_experiment(config, "zsre", "bart")).model
+        save_model(build_model(spec, tok, 0), tok, spec, Path(model_dir))
+        for kind in KINDS:
+            run = f"results/micro/seed0/zsre/bart/{kind}"
+            exp = json.dumps(resolve_experiment(config, "zsre", "bart", kind, 0), sort_keys=True)
+            common = ["--exp", exp, "--model", model_dir, "--files", files]
+            ckpt = []
+            if kind in ("mend", "ke", "enn"):
+                train = ["train", *common, "--out", f"{run}/editor.pt", "--metrics", f"{run}/train.json"]
+                assert cli.main(["--threads", "1", *train]) == 0
+                ckpt = ["--ckpt", f"{run}/editor.pt"]
+            evaluate = ["evaluate", *common, *ckpt, "--records", f"{run}/eval_k1/edits.jsonl"]
+            assert cli.main(["--threads", "1", *evaluate, "--metrics", f"{run}/eval_k1/metrics.json"]) == 0
+        records = load_zsre(config["data"]["zsre_dev"])
+        yield root, records
+    finally:
+        os.chdir(cwd)
+
+
+def _facts(records, n=3):
+    """n edits of different subjects: each question with one of its alternative answers."""
+    return [(r.src, r.alternatives[0]) for r in records[:n]]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_loads_and_edits_without_touching_the_base_model(runs, kind):
+    root, records = runs
+    editor = load_editor(root / f"results/micro/seed0/zsre/bart/{kind}")
+    assert editor.exp.editor_kind == kind
+    state = {n: p.clone() for n, p in editor.model.state_dict().items()}
+    facts = _facts(records)
+    result = editor.edit(facts)
+    assert isinstance(result.model, nn.Module) and result.model is not editor.model
+    assert [(e.prompt, e.target) for e in result.edits] == facts
+    assert all(0 <= e.success <= 1 and e.seconds > 0 and e.memory["peak_mb"] > 0 for e in result.edits)
+    assert all(p.equal(state[n]) for n, p in editor.model.state_dict().items())
+    # The edited model is the editor's edit: its own forward gives the logits evaluation scores.
+    batch = editor.batch([Request(*f) for f in facts])
+    expected = editor.editor.edited_logits(batch, result.state)
+    got = result.model(**{k: batch[k] for k in ("input_ids", "attention_mask", "labels")})
+    got = got if isinstance(got, torch.Tensor) else forward(result.model, batch)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert len(editor.answer([facts[0][0]], result.model)) == 1
+
+
+def test_a_learned_editor_loads_its_trained_weights(runs):
+    root, _ = runs
+    run = root / "results/micro/seed0/zsre/bart/mend"
+    saved = torch.load(run / "editor.pt", weights_only=True)
+    loaded = load_editor(run).editor.state_dict()
+    assert saved.keys() == loaded.keys() and all(saved[k].equal(loaded[k]) for k in saved)
+
+
+def test_the_cache_keeps_its_tuned_threshold(runs):
+    root, _ = runs
+    run = root / "results/micro/seed0/zsre/bart/cache"
+    tuned = json.loads((run / MANIFEST).read_text())["tuned"]["threshold"]
+    assert load_editor(run).editor.threshold == pytest.approx(tuned)
+
+
+def test_manifest_describes_the_run(runs):
+    root, _ = runs
+    m = json.loads((root / "results/micro/seed0/zsre/bart/mend" / MANIFEST).read_text())
+    assert m["experiment"]["editor_options"]["rank"] == 8 and m["checkpoint"] == "editor.pt"
+    assert m["base_model"]["path"] == "results/micro/seed0/models/bart" and len(m["base_model"]["sha256"]) == 64
+    assert m["versions"]["torch"] in (torch.__version__, torch.__version__.split("+")[0])
+    assert m["run_dir"] == "results/micro/seed0/zsre/bart/mend"
+
+
+def test_docs_example_runs_and_the_edits_take(runs):
+    """docs/api.md's example, with the micro FT run and micro facts in place of the tiny profile's."""
+    root, records = runs
+    text = (ROOT / "docs/api.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    code, n_run = re.subn(r'run_dir = ".*"', f'run_dir = "{root}/results/micro/seed0/zsre/bart/ft"', code)
+    code, n_facts = re.subn(r"facts = \[\n.*?\n\]", f"facts = {_facts(records)!r}", code, flags=re.S)
+    assert n_run == n_facts == 1
+    ns: dict = {}
+    exec(compile(code, "docs/api.md", "exec"), ns)
+    assert [e.success for e in ns["result"].edits] == [1.0, 1.0, 1.0]
+    assert ns["editor"].answer(ns["prompts"], ns["result"].model) == [t for _, t in _facts(records)]
+
+
+def test_edit_command_prints_answers_before_and_after(runs, capsys):
+    root, records = runs
+    (prompt, target), *_ = _facts(records)
+    assert cli.main(["edit", "--run", str(root / "results/micro/seed0/zsre/bart/ft"), "--prompt", prompt,
+                     "--target", target]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"prompt: {prompt}" in out and "before:" in out and f"after:  {target}" in out
+
+
+def test_a_run_without_manifest_is_refused_with_what_to_do(tmp_path):
+    run = tmp_path / "results/tiny/seed0/zsre/bart/mend"
+    run.mkdir(parents=True)
+    (run / "editor.pt").write_bytes(b"")
+    with pytest.raises(ManifestError, match="no manifest.json.*snakemake --cores all --force"):
+        load_editor(run)
+
+
+def test_a_changed_base_model_is_refused(runs, tmp_path):
+    root, _ = runs
+    run = root / "results/micro/seed0/zsre/bart/ft"
+    original = (run / MANIFEST).read_text()
+    m = json.loads(original)
+    m["base_model"]["sha256"] = "0" * 64
+    try:
+        (run / MANIFEST).write_text(json.dumps(m))
+        with pytest.raises(ValueError, match="changed since"):
+            load_editor(run)
+        assert load_editor(run, check_model=False).exp.editor == "ft"
+    finally:
+        (run / MANIFEST).write_text(original)
+
+
+def test_cli_lists_every_command_and_every_option_has_help():
+    import argparse
+
+    from mendrepro.report import TABLE_COMMANDS
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    assert set(TABLE_COMMANDS) | {"memory-probe", "edit", "train", "evaluate"} <= set(helps)
+    assert all(helps.values())
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help, f"{name} {action.option_strings} has no help"
+    assert "JSON" in sub.choices["train"]._option_string_actions["--exp"].help
