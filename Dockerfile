@@ -7,7 +7,7 @@
 #
 # Everything is pinned: both images by digest, Python by version (a python-build-standalone build that the pinned
 # uv downloads and checks against the sha256 it ships with), every Python package by version and sha256
-# (envs/requirements-cuda.lock: the pins of envs/requirements.lock with PyPI's CUDA build of torch; `make lock`).
+# (envs/requirements-pypi.lock: the pins of envs/requirements.lock with PyPI's torch, the CUDA build on Linux; `make lock`).
 # No apt packages are installed: the base image already has bash and ca-certificates.
 #
 # CUDA: torch 2.13.0 from PyPI brings its CUDA 13.0 user-space libraries as wheels (cuda-toolkit 13.0.3,
@@ -55,8 +55,8 @@ RUN uv python install 3.11.15 \
 WORKDIR /artifact
 
 # The locked packages first (a layer that changes only with the lock), then the package itself, without deps.
-COPY envs/requirements-cuda.lock envs/requirements-cuda.lock
-RUN python -m pip install --no-cache-dir --require-hashes --no-deps -r envs/requirements-cuda.lock
+COPY envs/requirements-pypi.lock envs/requirements-pypi.lock
+RUN python -m pip install --no-cache-dir --require-hashes --no-deps -r envs/requirements-pypi.lock
 
 COPY pyproject.toml README.md ./
 COPY src/ src/

@@ -1,28 +1,33 @@
 # mend-repro: environment, workflow and checks.
 #
-#   make            build the venv (same as `make install`)
-#   make reproduce  run the whole DAG (tiny profile, the Snakefile's default)
-#   make test       pytest       make lint   ruff check + format check
-#   make dryrun     snakemake -n
-#   make lock       regenerate envs/requirements.lock (CPU: venv, CI), then `make lock-cuda`
-#   make lock-cuda  regenerate envs/requirements-cuda.lock (the Docker image) and envs/mendrepro.yaml (conda)
+#   make              build the venv (same as `make install`)
+#   make reproduce    run the whole DAG (tiny profile, the Snakefile's default)
+#   make test         pytest        make lint   ruff check + format check, snakefmt --check
+#   make dryrun       snakemake -n
+#   make check-fresh  prove that envs/requirements-pypi.lock resolves from PyPI alone (needs PyPI; not in `make test`)
+#   make lock         regenerate envs/requirements.lock (CPU torch), then `make lock-pypi`
+#   make lock-pypi    regenerate envs/requirements-pypi.lock (PyPI torch, every platform) and envs/mendrepro.yaml
 #
-# The venv is built only from the hash-pinned lock; its stamp is rebuilt whenever the lock or pyproject.toml
-# changes. Override VENV=path to build elsewhere.
+# The venv is built only from a hash-pinned lock by envs/install.py: the CPU-torch lock where the CPU wheel can be
+# had (WHEELS=folder, pip's own find-links, or the PyTorch CPU index), else the PyPI-torch lock; TORCH=pypi (or
+# cpu-wheels, cpu-index) forces one. Its stamp is rebuilt whenever a lock, pyproject.toml or the installer
+# changes. Override VENV=path to build elsewhere, PYTHON=path for the interpreter (Python 3.11).
 
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
-# Where the CPU torch wheel pinned by the lock lies (also in this machine's pip find-links).
-WHEELS ?= /opt/wheels
+# A folder holding torch-2.13.0+cpu-*.whl (optional for install; `make lock` compiles against it).
+WHEELS ?=
+LOCK_WHEELS ?= $(or $(WHEELS),/opt/wheels)
+TORCH ?= auto
 TORCH_CPU_SHA256 := 6746dbcbeb526eb61330b76b41ff1b4eb848951103a892eeb080dfa2b264667b
 LOCK := envs/requirements.lock
-# The container's lock: the same pins as $(LOCK), but torch 2.13.0 from PyPI (CUDA build, with its nvidia-* wheels),
-# for Linux x86_64 and Python 3.11; and the conda environment of the rules' `conda:` directive, generated from it.
-CUDA_LOCK := envs/requirements-cuda.lock
+# The same pins with PyPI's torch 2.13.0, for every platform: the fallback of envs/install.py, the Docker image's
+# lock, and the source of the conda environment of the rules' `conda:` directive.
+PYPI_LOCK := envs/requirements-pypi.lock
 CONDA_ENV := envs/mendrepro.yaml
-# uv resolves for another platform than this one (--python-platform); taken from PATH, else installed into a
-# throwaway venv under build/ (git- and docker-ignored).
+# uv resolves for every platform (--universal); taken from PATH, else installed into a throwaway venv under build/
+# (git- and docker-ignored).
 UV_VERSION := 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null)
 TOOLS := build/tools
@@ -30,18 +35,16 @@ PROFILE ?= tiny
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 LOCK_ARGS ?=
+SNAKE_FILES := Snakefile $(wildcard workflow/rules/*.smk)
 
 .DEFAULT_GOAL := install
-.PHONY: install reproduce test lint format lock lock-cuda dryrun clean-results clean-venv
+.PHONY: install reproduce test lint format lock lock-pypi check-fresh dryrun clean-results clean-venv
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: $(LOCK) pyproject.toml
-	@test -n "$(PYTHON)" || { echo "error: neither python3.11 nor python3 found on PATH" >&2; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --require-hashes --find-links $(WHEELS) -r $(LOCK)
-	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
-	touch $@
+$(VENV)/.installed: $(LOCK) $(PYPI_LOCK) pyproject.toml envs/install.py
+	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH: install Python 3.11" >&2; exit 1; }
+	$(PYTHON) envs/install.py --venv $(VENV) --torch $(TORCH) $(if $(WHEELS),--wheels $(WHEELS))
 
 reproduce: $(VENV)/.installed
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
@@ -63,44 +66,46 @@ bench: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check $(SNAKE_FILES)
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	$(BIN)/snakefmt $(SNAKE_FILES)
+
+# The PyPI-only path of a user's machine: a throwaway venv resolves $(PYPI_LOCK) with `pip --isolated` (no pip
+# configuration, so no local wheel folder and no extra index), every file pip picks must carry a sha256 the lock
+# lists, and envs/install.py, with pip's configuration switched off, must choose that lock.
+check-fresh:
+	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH: install Python 3.11" >&2; exit 1; }
+	$(PYTHON) envs/install.py --check-fresh --venv build/fresh
 
 # The one lock command (also quoted in envs/requirements.in): both locks and the conda environment.
 # `make lock LOCK_ARGS=--upgrade` moves every pin to the newest release the ranges in requirements.in allow. The
-# checks after it make sure the lock pins the CPU torch wheel from $(WHEELS) (its sha256) and no CUDA packages;
-# then `make lock-cuda` follows the new pins.
+# checks after it make sure the lock pins the CPU torch wheel from $(LOCK_WHEELS) (its sha256) and no CUDA
+# packages; then `make lock-pypi` follows the new pins.
 lock: | $(VENV)/.installed
 	$(BIN)/pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
-	    --no-emit-find-links --find-links $(WHEELS) $(LOCK_ARGS) -o $(LOCK) envs/requirements.in
+	    --no-emit-find-links --find-links $(LOCK_WHEELS) $(LOCK_ARGS) -o $(LOCK) envs/requirements.in
 	@grep -q '^torch==2.13.0+cpu ' $(LOCK) && grep -q 'sha256:$(TORCH_CPU_SHA256)' $(LOCK) \
 	    || { echo "error: $(LOCK) does not pin torch==2.13.0+cpu with the CPU wheel's sha256;" \
-	              "is $(WHEELS)/torch-2.13.0+cpu-*.whl there?" >&2; exit 1; }
+	              "is $(LOCK_WHEELS)/torch-2.13.0+cpu-*.whl there?" >&2; exit 1; }
 	@! grep -qiE '^(nvidia-|triton)' $(LOCK) \
 	    || { echo "error: $(LOCK) pins CUDA packages (nvidia-*/triton)" >&2; exit 1; }
-	@echo "$(LOCK): torch 2.13.0+cpu from $(WHEELS), no CUDA packages"
-	$(MAKE) lock-cuda
+	@echo "$(LOCK): torch 2.13.0+cpu from $(LOCK_WHEELS), no CUDA packages"
+	$(MAKE) lock-pypi
 
-# The container's lock, constrained to the CPU lock's pins (all but torch), then the conda environment listing
-# the same `==` pins, then the static checks of tests/test_container.py (pins, hashes, Dockerfile, conda env).
-lock-cuda: | $(VENV)/.installed
+# The PyPI lock, constrained to the CPU lock's pins (all but torch), resolved for every platform; then the conda
+# environment listing the same pins (markers kept); then the static checks of tests/test_container.py.
+lock-pypi: | $(VENV)/.installed
 	@mkdir -p build
 	@uv="$(UV)"; if [ -z "$$uv" ]; then \
 	    test -x $(TOOLS)/bin/uv || { $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q uv==$(UV_VERSION); }; \
 	    uv=$(TOOLS)/bin/uv; fi; \
 	grep -E '^[A-Za-z0-9._-]+==' $(LOCK) | sed 's/ .*//' | grep -v '^torch==' > build/cpu-pins.txt && \
-	$$uv pip compile envs/requirements.in --generate-hashes --python-version 3.11 \
-	    --python-platform x86_64-manylinux_2_28 --constraint build/cpu-pins.txt \
-	    --custom-compile-command 'make lock-cuda' -o $(CUDA_LOCK)
-	{ printf '%s\n' \
-	    '# Conda environment of the rules (snakemake --sdm conda): generated by `make lock-cuda` from' \
-	    '# $(CUDA_LOCK), the pins of the Docker image (Linux x86_64). Do not edit by hand.' \
-	    'name: mendrepro' 'channels:' '  - conda-forge' '  - nodefaults' 'dependencies:' \
-	    '  - python=3.11' '  - pip' '  - pip:'; \
-	  grep -E '^[A-Za-z0-9._-]+==' $(CUDA_LOCK) | sed 's/ .*//; s/^/      - /'; \
-	  printf '%s\n' '      - -e ..'; } > $(CONDA_ENV)
+	$$uv pip compile envs/requirements.in --generate-hashes --universal --python-version 3.11 \
+	    --constraint build/cpu-pins.txt --custom-compile-command 'make lock-pypi' -o $(PYPI_LOCK)
+	$(BIN)/python envs/conda_env.py $(PYPI_LOCK) $(CONDA_ENV)
 	$(BIN)/python -m pytest -q tests/test_container.py
 
 # Raw outputs and generated tables/figures of one profile (PROFILE=tiny by default; PROFILE=paper for the other).

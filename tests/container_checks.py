@@ -1,7 +1,7 @@
 """Static checks of the container and the environments, without a Docker engine (tests/test_container.py).
 
 Three ways to run the artifact install one pinned set: the venv (envs/requirements.lock), the Docker image
-(Dockerfile + envs/requirements-cuda.lock) and Snakemake's software deployment (the Snakefile's `container:` for
+(Dockerfile + envs/requirements-pypi.lock) and Snakemake's software deployment (the Snakefile's `container:` for
 `--sdm apptainer`, envs/mendrepro.yaml for `--sdm conda`). Each function returns a list of error messages (empty
 when the check passes), so that a test can show it on a good file and on a bad fixture.
 
@@ -18,14 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from packaging.markers import Marker
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_LOCK = "envs/requirements.lock"
-CUDA_LOCK = "envs/requirements-cuda.lock"
+PYPI_LOCK = "envs/requirements-pypi.lock"
 CONDA_ENV = "envs/mendrepro.yaml"
 
-# Packages the CUDA lock may hold beyond the CPU lock: the CUDA runtime wheels of PyPI's torch.
+# Packages the PyPI lock may hold beyond the CPU lock: the CUDA runtime wheels of PyPI's torch, and packages whose
+# marker excludes the CPU lock's platform (Linux x86_64, CPython 3.11), e.g. colorama on Windows.
 CUDA_ONLY = re.compile(r"^(nvidia-.+|cuda-.+|triton)$")
+CPU_LOCK_PLATFORM = {
+    "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "platform_machine": "x86_64",
+    "python_version": "3.11", "python_full_version": "3.11.15", "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}  # fmt: skip
 DIGEST_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*:[\w][\w.-]*@sha256:[0-9a-f]{64}$")
 SHA256_HASH = re.compile(r"^--hash=sha256:[0-9a-f]{64}$")
 
@@ -170,7 +177,7 @@ def pip_installs(instrs: list[Instruction]) -> list[tuple[int, list[str]]]:
     return found
 
 
-def install_errors(instrs: list[Instruction], lock: str = CUDA_LOCK) -> list[str]:
+def install_errors(instrs: list[Instruction], lock: str = PYPI_LOCK) -> list[str]:
     """The image installs its Python packages from the hash-pinned lock, never from a floating list."""
     errors, from_lock = [], False
     copied = any(i.keyword in ("COPY", "ADD") and lock in i.args.split() for i in instrs)
@@ -271,7 +278,7 @@ def cuda_fit_errors(instrs: list[Instruction], cuda_lock: dict[str, str]) -> lis
         (v for k, v in cuda_lock.items() if re.fullmatch(r"nvidia-cuda-runtime(-cu\d+)?", k)), None
     )
     if runtime_pin is None:
-        return ["the CUDA lock pins no CUDA runtime (cuda-toolkit / nvidia-cuda-runtime): is torch a CUDA build?"]
+        return ["the PyPI lock pins no CUDA runtime (cuda-toolkit / nvidia-cuda-runtime): is torch a CUDA build?"]
     if int(m.group(1)) != int(runtime_pin.split(".")[0]):
         return [f"base image CUDA {m.group(1)}.{m.group(2)} does not fit torch's CUDA runtime {runtime_pin}"]
     return []
@@ -325,24 +332,39 @@ def read_lock(path: Path) -> tuple[dict[str, str], list[str]]:
     return parse_lock(path.read_text())
 
 
-def lock_match_errors(cpu: dict[str, str], cuda: dict[str, str]) -> list[str]:
-    """The CUDA lock has the CPU lock's versions; it differs only by torch's local label and the CUDA wheels."""
+def lock_markers(text: str) -> dict[str, str]:
+    """`name -> environment marker` of the pins of a lock that carry one (uv's universal resolution)."""
+    out = {}
+    for m in re.finditer(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==[^\s;]+\s*;\s*([^\\\n]+?)\s*\\?$", text, re.M):
+        out[normalize(m.group(1))] = m.group(2)
+    return out
+
+
+def off_platform(marker: str | None) -> bool:
+    """Whether a marker excludes the CPU lock's platform, so the package never installs where that lock does."""
+    return marker is not None and not Marker(marker).evaluate(CPU_LOCK_PLATFORM)
+
+
+def lock_match_errors(cpu: dict[str, str], cuda: dict[str, str], markers: dict[str, str] | None = None) -> list[str]:
+    """The PyPI lock has the CPU lock's versions; it differs only by torch's local label and the CUDA wheels."""
     errors = []
     for name, version in sorted(cpu.items()):
         if CUDA_ONLY.match(name):
             errors.append(f"the CPU lock pins the CUDA package {name}")
         elif name not in cuda:
-            errors.append(f"{name}=={version} is in the CPU lock but not in the CUDA lock")
+            errors.append(f"{name}=={version} is in the CPU lock but not in the PyPI lock")
         elif name == "torch":
             if version.split("+")[0] != cuda[name].split("+")[0]:
-                errors.append(f"torch {cuda[name]} (CUDA lock) is not the CPU lock's {version}")
+                errors.append(f"torch {cuda[name]} (PyPI lock) is not the CPU lock's {version}")
             if cuda[name].endswith("+cpu"):
-                errors.append(f"the CUDA lock pins the CPU build torch=={cuda[name]}")
+                errors.append(f"the PyPI lock pins the CPU build torch=={cuda[name]}")
         elif cuda[name] != version:
-            errors.append(f"{name}: {cuda[name]} in the CUDA lock, {version} in the CPU lock")
+            errors.append(f"{name}: {cuda[name]} in the PyPI lock, {version} in the CPU lock")
     for name in sorted(set(cuda) - set(cpu)):
-        if not CUDA_ONLY.match(name):
-            errors.append(f"{name}=={cuda[name]} is in the CUDA lock only (not a CUDA runtime wheel)")
+        if not CUDA_ONLY.match(name) and not off_platform((markers or {}).get(name)):
+            errors.append(
+                f"{name}=={cuda[name]} is in the PyPI lock only (neither a CUDA runtime wheel nor off Linux x86_64)"
+            )
     return errors
 
 
@@ -362,9 +384,11 @@ def conda_env_errors(env_text: str, lock: dict[str, str]) -> list[str]:
     pins = {}
     for item in pip:
         item = str(item).strip()
-        if item.startswith("-e "):
-            continue  # the project itself (editable, no dependencies of its own)
-        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)", item)
+        if item.startswith("-"):
+            # Snakemake copies the file before creating the environment, so a path (`-e ..`) would point elsewhere.
+            errors.append(f"pip entry {item!r} is an option or a path, not a pin")
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)(\s*;.+)?", item)
         if not m:
             errors.append(f"pip entry {item!r} is not a `name==version` pin")
             continue
@@ -511,15 +535,16 @@ def all_errors(root: Path = ROOT) -> dict[str, list[str]]:
     except DockerfileError as e:
         return {"Dockerfile parses": [str(e)]}
     cpu, cpu_errors = read_lock(root / CPU_LOCK)
-    cuda, cuda_errors = read_lock(root / CUDA_LOCK)
+    cuda, cuda_errors = read_lock(root / PYPI_LOCK)
+    markers = lock_markers((root / PYPI_LOCK).read_text())
     image = snakefile_image((root / "Snakefile").read_text())
     return {
         "base images pinned by digest": base_image_errors(instrs),
         "installs from the lock": install_errors(instrs),
         "runtime (user, workdir, entrypoint, volumes)": runtime_errors(instrs),
         f"{CPU_LOCK} pinned and hashed": cpu_errors,
-        f"{CUDA_LOCK} pinned and hashed": cuda_errors,
-        "locks agree": lock_match_errors(cpu, cuda),
+        f"{PYPI_LOCK} pinned and hashed": cuda_errors,
+        "locks agree": lock_match_errors(cpu, cuda, markers),
         "base image fits torch's CUDA": cuda_fit_errors(instrs, cuda),
         f"{CONDA_ENV} matches the lock": conda_env_errors((root / CONDA_ENV).read_text(), cuda),
         "Snakefile container": [] if image else ['the Snakefile has no `container: "docker://..."`'],

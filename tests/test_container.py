@@ -33,7 +33,7 @@ def dockerfile() -> list[cc.Instruction]:
 @pytest.fixture(scope="module")
 def locks() -> tuple[dict[str, str], dict[str, str]]:
     cpu, cpu_errors = cc.read_lock(ROOT / cc.CPU_LOCK)
-    cuda, cuda_errors = cc.read_lock(ROOT / cc.CUDA_LOCK)
+    cuda, cuda_errors = cc.read_lock(ROOT / cc.PYPI_LOCK)
     assert cpu_errors == [] and cuda_errors == []
     return cpu, cuda
 
@@ -86,7 +86,10 @@ def test_locks_pin_the_same_versions(locks):
     cpu, cuda = locks
     assert cpu["torch"] == "2.13.0+cpu" and cuda["torch"] == "2.13.0"
     extra = set(cuda) - set(cpu)
-    assert extra and all(cc.CUDA_ONLY.match(n) for n in extra)
+    markers = cc.lock_markers((ROOT / cc.PYPI_LOCK).read_text())
+    assert extra and all(cc.CUDA_ONLY.match(n) or cc.off_platform(markers.get(n)) for n in extra)
+    # uv's universal resolution: the CUDA wheels install on Linux only, so the lock also serves macOS/Windows.
+    assert all("sys_platform == 'linux'" in markers[n] for n in extra if n.startswith("nvidia-"))
     assert {n: cuda[n] for n in cpu if n != "torch"} == {n: v for n, v in cpu.items() if n != "torch"}
 
 
@@ -123,7 +126,7 @@ def test_floating_install_fails():
     bad = cc.read_dockerfile(FIXTURES / "Dockerfile.floating-install")
     errors = cc.install_errors(bad)
     text = "\n".join(errors)
-    assert "does not COPY envs/requirements-cuda.lock" in text
+    assert "does not COPY envs/requirements-pypi.lock" in text
     assert "'torch' from a floating list" in text
     assert "'envs/requirements.in', not from the lock" in text
     assert "without --no-deps" in text
@@ -154,7 +157,13 @@ def test_lock_drift_fails(locks):
     cpu, cuda = locks
     assert any("numpy" in e for e in cc.lock_match_errors(cpu, {**cuda, "numpy": "0.0.1"}))
     assert any("CPU build" in e for e in cc.lock_match_errors(cpu, {**cuda, "torch": "2.13.0+cpu"}))
-    assert any("CUDA lock only" in e for e in cc.lock_match_errors(cpu, {**cuda, "requests-oauthlib": "2.0.0"}))
+    assert any("PyPI lock only" in e for e in cc.lock_match_errors(cpu, {**cuda, "requests-oauthlib": "2.0.0"}))
+    # A package only for another platform may be in the PyPI lock alone; one for Linux x86_64 may not.
+    markers = cc.lock_markers((ROOT / cc.PYPI_LOCK).read_text())
+    windows = {**markers, "colorama": "os_name == 'nt' or sys_platform == 'win32'"}
+    assert cc.lock_match_errors(cpu, {**cuda, "colorama": "0.4.6"}, windows) == []
+    linux = {**markers, "colorama": "sys_platform == 'linux'"}
+    assert any("PyPI lock only" in e for e in cc.lock_match_errors(cpu, {**cuda, "colorama": "0.4.6"}, linux))
     assert any("CUDA package" in e for e in cc.lock_match_errors({**cpu, "nvidia-nccl-cu13": "1"}, cuda))
 
 
@@ -170,6 +179,9 @@ def test_conda_env_drift_fails(locks):
         "pip entry 'numpy>=2' is not a `name==version` pin"
     ]
     assert "does not pin python=3.11" in cc.conda_env_errors(text.replace("python=3.11", "python=3.12"), cuda)[0]
+    # A relative path breaks once Snakemake copies the file under .snakemake/conda/.
+    assert "      - -e ..\n" not in text
+    assert "is an option or a path" in cc.conda_env_errors(text + "      - -e ..\n", cuda)[0]
 
 
 def test_rules_without_conda_env_fail(tmp_path):

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -30,6 +31,9 @@ SEEDED = f"{RES}/seed{{seed}}"
 # --sdm conda/apptainer it is the environment's own `python` (the host's interpreter is not in there).
 _IN_ENV = {m.name.lower() for m in workflow.deployment_settings.deployment_method} & {"conda", "apptainer"}
 PY = "python" if _IN_ENV else sys.executable
+# The conda environment holds the dependencies only (envs/mendrepro.yaml): the package comes from this checkout.
+if "conda" in _IN_ENV:
+    PY = f"PYTHONPATH={shlex.quote(os.path.join(workflow.basedir, 'src'))} python"
 LAUNCH = config["launcher"].replace("{python}", PY)
 # Data files fetched (paper profile) rather than generated (tiny profile), and models taken from a checkpoint
 # (`source`) rather than pre-trained here.
