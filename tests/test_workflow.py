@@ -109,7 +109,8 @@ def test_paper_profile_plans_every_table_without_the_network(tmp_path):
     # Checkpoints are fetched, not pre-trained; data files are fetched, not generated or sampled.
     assert counts["fetch_model"] == len(cfg["models"]) and "pretrain" not in counts and "world" not in counts
     assert "self_sample" not in counts
-    assert {f"fetch_{k}" for k in cfg["downloads"]} <= set(counts)
+    rules = {f"{'place' if d['kind'] == 'placed' else 'fetch'}_{k}" for k, d in cfg["downloads"].items()}
+    assert rules <= set(counts)
     assert counts["table3"] == counts["table4"] == 1
     # The same plan through the SLURM executor profile, which replaces the local default profile (and its GPU cap).
     slurm = _snakemake(wd, "-n", "--workflow-profile", "profiles/slurm")
@@ -119,13 +120,15 @@ def test_paper_profile_plans_every_table_without_the_network(tmp_path):
 
 def test_paper_input_missing_offline_fails_in_seconds_saying_where_it_goes(tmp_path):
     wd = _workdir(tmp_path, "config/paper.yaml")
-    target = yaml.safe_load((wd / "run.yaml").read_text())["data"]["fever_dev"]
+    cfg = yaml.safe_load((wd / "run.yaml").read_text())
+    target = cfg["data"]["fever_dev"]
+    placed = f"{cfg['data']['placed']}/{cfg['downloads']['fever_dev']['file']}"
     t0 = time.monotonic()
     proc = _snakemake(wd, "--cores", "1", target, check=False)
     assert proc.returncode != 0 and time.monotonic() - t0 < 60
     out = proc.stdout + proc.stderr
-    assert "Cannot get fever_dev" in out and f"expected: {target}" in out and "data.mirror" in out
-    assert not (wd / target).exists()
+    assert f"Cannot get fever_dev: {placed} is not on disk" in out and "data.mirror" in out
+    assert not (wd / target).exists() and not (wd / placed).exists()
 
 
 def test_bad_config_fails_at_dag_start_with_schema_message(tmp_path):

@@ -277,3 +277,67 @@ def check_train_lr():
 
 
 check_train_lr()
+
+
+# The paper profile's data inputs (rules in inputs.smk): hand-placed files are looked for under data.placed, then
+# data.mirror; a data path (the rules' output) never lies in either folder, which the workflow only reads.
+PLACED_DIR = config["data"].get("placed")
+MIRROR_DIR = config["data"].get("mirror")
+
+
+def _inside(path, folder):
+    folder = os.path.abspath(folder)
+    return os.path.commonpath([os.path.abspath(path), folder]) == folder
+
+
+def check_downloads():
+    for key, spec in DOWNLOADS.items():
+        if spec["kind"] == "placed" and not PLACED_DIR:
+            raise ValueError(f"downloads.{key} is placed by hand: set data.placed to the folder that holds such files")
+        for folder, name in ((PLACED_DIR, "data.placed"), (MIRROR_DIR, "data.mirror")):
+            if folder and _inside(data_file(key), folder):
+                raise ValueError(
+                    f"data.{key}: {data_file(key)} lies in {name} ({folder}), which the workflow only reads; "
+                    f"point it at a path under {RES}/inputs/"
+                )
+
+
+def placed_candidates(key):
+    """Where a placed file is looked for: data.placed/<file>, then data.mirror/<file> and data.mirror/<name>."""
+    file = DOWNLOADS[key]["file"]
+    found = [os.path.join(PLACED_DIR, file)]
+    if MIRROR_DIR:
+        found += [os.path.join(MIRROR_DIR, file), os.path.join(MIRROR_DIR, os.path.basename(file))]
+    return list(dict.fromkeys(found))
+
+
+def placed_input(key):
+    """The placed file of ``key`` (its first candidate on disk), or none: the job then says where it goes."""
+
+    def find(wildcards):
+        if DOWNLOADS[key]["kind"] != "placed":
+            return []
+        return next((c for c in placed_candidates(key) if os.path.isfile(c)), [])
+
+    return find
+
+
+def download_spec(key):
+    """The JSON spec the input command receives; a placed file's also says where it was looked for."""
+    spec = {"key": key, **DOWNLOADS[key]}
+    if spec["kind"] == "placed":
+        where = placed_candidates(key)
+        spec.update(expected=where[0], mirror_candidates=where[1:])
+    return json.dumps(spec, sort_keys=True)
+
+
+def placed_src_arg(wildcards, input):
+    """--src of the placed file found on disk (none found: the job says where it goes)."""
+    return f"--src {shlex.quote(input[0])}" if input else ""
+
+
+def hub_mirror_arg(key):
+    return f"--mirror {shlex.quote(MIRROR_DIR)}" if DOWNLOADS[key]["kind"] == "hub" and MIRROR_DIR else ""
+
+
+check_downloads()

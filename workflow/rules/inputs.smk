@@ -20,25 +20,35 @@ if "world" in config:
             "--tokenizer $(dirname {output.tokenizer}) > {log} 2>&1"
 
 
-# One rule per fetched data file (paper profile): by URL (checksummed), or placed by hand and checked. The
-# messages also go to the console (tee): a missing file says there where it belongs and how to get it.
+# One rule per data file the paper profile obtains rather than generates (config `downloads`):
+# - kind placed: a file placed by hand under data.placed (or data.mirror), folders no rule outputs, so no run,
+#   rerun, param change or --forcerun can delete or change it. The rule checks it (sha256 when pinned, then its
+#   format) and symlinks it as its output; Snakemake deletes only that link. A newer placed file reruns the rule.
+# - kind hub: a split of a Hub dataset at a pinned revision, exported by huggingface_hub + datasets.
+# The messages also go to the console (tee): a missing file says there where it belongs and how to get it.
 for _key, _spec in DOWNLOADS.items():
 
     rule:
         name:
-            f"fetch_{_key}"
+            f"{'place' if _spec['kind'] == 'placed' else 'fetch'}_{_key}"
+        input:
+            placed_input(_key),
         output:
             data_file(_key),
         log:
             f"{RES}/logs/fetch/{_key}.log",
+        localrule: True
         conda:
             "../../envs/mendrepro.yaml"
         params:
             py=PY,
-            asset=json.dumps({"name": _key, **_spec}, sort_keys=True),
-            mirror=mirror_arg(),
+            command="place" if _spec["kind"] == "placed" else "hub",
+            spec=download_spec(_key),
+            src=placed_src_arg,
+            mirror=hub_mirror_arg(_key),
         shell:
-            "{params.py} -m mendrepro.data.download --asset {params.asset:q} --out {output} {params.mirror} 2>&1 | tee {log}"
+            "{params.py} -m mendrepro.data.inputs {params.command} --spec {params.spec:q} {params.src} {params.mirror} "
+            "--out {output} 2>&1 | tee {log}"
 
 
 # A model given by `source` (paper profile): its Hub snapshot (and fine-tuned state dict), recorded in a manifest

@@ -1,63 +1,49 @@
-"""Fetch the paper profile's inputs: files by URL (checksummed) and Hugging Face Hub snapshots (revision-pinned).
+"""Fetch the paper profile's model inputs: Hugging Face Hub snapshots (revision-pinned) and hand-placed files.
 
-Two kinds of asset:
-
-* :class:`UrlAsset`: one file (De Cao's BART-zsRE / BERT-FEVER state dicts, the zsRE / FEVER / Wikitext edit
-  files) fetched from ``url`` to ``dest``. The download streams into ``<dest>.part`` beside ``dest``, resumes it
-  with an HTTP ``Range`` request after a cut connection (and starts over cleanly when the server ignores the
-  range), hashes it with sha256 on the way, and only then moves it onto ``dest`` with ``os.replace``. A wrong
-  checksum deletes the partial file. A ``.part`` left by a failed *connection* is kept, so the next run resumes.
-  A ``dest`` that already has the right sha256 is used as is, without touching the network.
 * :class:`HubAsset`: a model or dataset repository on the Hub, fetched with
   ``huggingface_hub.snapshot_download`` at a pinned revision into the HF cache. ``HF_HUB_OFFLINE=1`` restricts it
   to the local cache.
+* :class:`ManualAsset`: a file with no stable download URL (De Cao's state dicts, in the release's Google Drive
+  folder), placed by hand. It is only ever read: found where it was placed (or in the mirror) and checksummed.
 
-Local mirror (config key ``data.mirror``, CLI ``--mirror DIR``): a directory used *instead of* the network, for
-machines behind a firewall. Layout::
+Local mirror (config key ``data.mirror``): a directory used *instead of* the network, for machines behind a
+firewall. Layout::
 
-    MIRROR/<file name>                      a URL asset, by the file name of its dest (or of its URL, or its name)
-    MIRROR/models/<org>/<name>/...          a Hub model as a plain snapshot directory, e.g. written by
+    MIRROR/<file name>                      a hand-placed file, by its file name
+    MIRROR/models/<org>/<name>/...          a Hub repository as a plain snapshot directory, e.g. written by
     MIRROR/datasets/<org>/<name>/...          ``hf download REPO --revision REV --local-dir MIRROR/models/REPO``
     MIRROR/models--<org>--<name>/...        or a copied HF cache (``hf download ... --cache-dir MIRROR``)
 
-Files from the mirror are checksummed like downloads. Every failure raises :class:`DownloadError`, whose message
-names what is missing, where it is expected on disk and how to place it there by hand.
-
-Command line (what the workflow's download rule runs)::
-
-    python -m mendrepro.data.download --asset JSON --out PATH [--mirror DIR] [--cache-dir DIR]
-
-``JSON`` is ``{"name", "url", "sha256"}`` (the file is written to ``--out``) or
-``{"name", "repo_id", "revision", "repo_type", "allow_patterns"}`` (the snapshot is fetched into the HF cache and
-``--out`` receives a small JSON manifest with its path).
+Every failure raises :class:`DownloadError`, whose message names what is missing, where it is expected on disk and
+how to place it there by hand.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import logging
 import os
 import re
-import shutil
-import sys
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
-
-from mendrepro.data.formats import write_json_atomic
 
 log = logging.getLogger(__name__)
 
 MIRROR_KEY = "data.mirror"
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
-_CONTENT_RANGE_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _HASH_BLOCK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file as 64 lowercase hex digits, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _sha256_spec(name: str, value: object) -> str:
@@ -75,36 +61,6 @@ class DownloadError(RuntimeError):
         self.name = name
         self.dest = str(dest)
         super().__init__(message)
-
-
-@dataclass(frozen=True)
-class UrlAsset:
-    """One file fetched from ``url`` to ``dest`` and checked against ``sha256`` (64 hex digits)."""
-
-    name: str
-    url: str
-    sha256: str
-    dest: Path
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "dest", Path(self.dest))
-        object.__setattr__(self, "sha256", _sha256_spec(self.name, self.sha256))
-        if not self.url:
-            raise ValueError(f"asset {self.name!r}: empty url")
-
-    @property
-    def part(self) -> Path:
-        """The partial download beside ``dest``."""
-        return self.dest.with_name(self.dest.name + ".part")
-
-    def mirror_names(self) -> list[str]:
-        """File names looked up in a mirror directory, in order: dest's, the URL's, the asset's name."""
-        url_name = unquote(Path(urlsplit(self.url).path).name)
-        names: list[str] = []
-        for n in (self.dest.name, url_name, self.name):
-            if n and n not in names and "/" not in n and n not in (".", ".."):
-                names.append(n)
-        return names
 
 
 @dataclass(frozen=True)
@@ -142,8 +98,8 @@ class HubAsset:
 class ManualAsset:
     """A file with no stable download URL (e.g. in a Google Drive folder), placed at ``dest`` by hand once.
 
-    Fetching it checks that it is there (or copies it from the mirror) and verifies ``sha256`` when one is pinned;
-    an unpinned file is accepted and its sha256 logged, so it can be pinned in the config.
+    Fetching it finds it (at ``dest`` or in the mirror, never copying it) and verifies ``sha256`` when one is
+    pinned; an unpinned file is accepted and its sha256 logged, so it can be pinned in the config.
     """
 
     name: str
@@ -159,33 +115,11 @@ class ManualAsset:
             raise ValueError(f"asset {self.name!r}: say where the file comes from (source)")
 
 
-Asset = UrlAsset | HubAsset | ManualAsset
+Asset = HubAsset | ManualAsset
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # messages
-
-
-def _url_message(asset: UrlAsset, reason: str, mirror: Path | None, note: str | None = None) -> str:
-    names = asset.mirror_names()
-    where = str(mirror) if mirror is not None else "MIRROR"
-    lines = [
-        f"Cannot get {asset.name}: {reason}",
-        f"  URL:      {asset.url}",
-        f"  expected: {asset.dest}",
-        f"  sha256:   {asset.sha256}",
-    ]
-    if note:
-        lines.append(f"  note:     {note}")
-    lines += [
-        "To place it by hand (e.g. on a machine behind a firewall), either:",
-        f"  - download {asset.url} elsewhere and copy it to {asset.dest}",
-        f"    (`sha256sum {asset.dest}` must print {asset.sha256}); or",
-        f"  - put it in a local mirror directory as {where}/{names[0]} and set the config key {MIRROR_KEY}",
-        "    (or --mirror DIR of `python -m mendrepro.data.download`) to that directory, to use it instead of the"
-        " network.",
-    ]
-    return "\n".join(lines)
 
 
 def _manual_message(asset: ManualAsset, reason: str, mirror: Path | None) -> str:
@@ -219,237 +153,6 @@ def _hub_message(asset: HubAsset, reason: str, cache_dir: Path, mirror: Path | N
         f" the config key {MIRROR_KEY} (or --mirror DIR) to {where}.",
     ]
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# URL assets
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file as 64 lowercase hex digits, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_HASH_BLOCK):
-            h.update(block)
-    return h.hexdigest()
-
-
-class _PartHash:
-    """A running sha256 of ``part``'s bytes, rebuilt from the file when it and the file disagree."""
-
-    def __init__(self, part: Path) -> None:
-        self.part = part
-        self.h = hashlib.sha256()
-        self.n = 0
-
-    def sync(self) -> int:
-        """Make the hash cover exactly the bytes on disk; return their number."""
-        size = self.part.stat().st_size if self.part.exists() else 0
-        if size != self.n:
-            self.reset()
-            if size:
-                with open(self.part, "rb") as f:
-                    while block := f.read(_HASH_BLOCK):
-                        self.h.update(block)
-                self.n = size
-        return size
-
-    def reset(self) -> None:
-        self.h = hashlib.sha256()
-        self.n = 0
-
-    def update(self, block: bytes) -> None:
-        self.h.update(block)
-        self.n += len(block)
-
-
-class _Retryable(Exception):
-    """A failure worth another attempt (cut connection, timeout, 5xx, short body)."""
-
-
-class _Fatal(Exception):
-    """A failure that another attempt will not fix (e.g. HTTP 404)."""
-
-
-def _http_reason(status: int, reason: str | None) -> str:
-    return f"HTTP {status} {reason or ''}".rstrip()
-
-
-def _attempt(session: Any, asset: UrlAsset, state: _PartHash, timeout: Any, chunk: int, progress: bool | None) -> bool:
-    """One GET into ``asset.part``, resuming it if it has bytes; return whether it resumed from a non-empty part."""
-    import requests
-    import urllib3
-    from tqdm.auto import tqdm
-
-    offset = state.sync()
-    headers = {"Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    try:
-        with session.get(asset.url, headers=headers, stream=True, timeout=timeout) as r:
-            if r.status_code == 416 and offset:
-                # Range not satisfiable: the part is probably complete already; the checksum decides.
-                return True
-            if r.status_code >= 400:
-                msg = _http_reason(r.status_code, r.reason)
-                if r.status_code in (408, 425, 429) or r.status_code >= 500:
-                    raise _Retryable(msg)
-                raise _Fatal(msg)
-            resumed = False
-            if offset and r.status_code == 206:
-                m = _CONTENT_RANGE_RE.match(r.headers.get("Content-Range", ""))
-                if m is None or int(m.group(1)) != offset:
-                    # An answer for another range than asked: drop the part and start again.
-                    state.part.unlink(missing_ok=True)
-                    state.reset()
-                    raise _Retryable(f"server sent range {r.headers.get('Content-Range')!r} for bytes={offset}-")
-                resumed = True
-            elif offset:
-                log.info("%s: the server ignored the range request (HTTP %d); starting over", asset.name, r.status_code)
-            if not resumed:
-                offset = 0
-                state.reset()
-            length = r.headers.get("Content-Length")
-            expected = int(length) if length is not None and length.isdigit() else None
-            total = offset + expected if expected is not None else None
-            received = 0
-            with (
-                open(state.part, "ab" if resumed else "wb") as f,
-                tqdm(
-                    total=total,
-                    initial=offset,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=asset.name,
-                    disable=None if progress is None else not progress,
-                    leave=False,
-                ) as bar,
-            ):
-                try:
-                    for block in r.raw.stream(chunk, decode_content=False):
-                        f.write(block)
-                        state.update(block)
-                        received += len(block)
-                        bar.update(len(block))
-                finally:
-                    f.flush()
-                    os.fsync(f.fileno())
-            if expected is not None and received != expected:
-                raise _Retryable(f"connection closed after {received} of {expected} bytes")
-            return resumed
-    except (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as e:
-        raise _Retryable(f"{type(e).__name__}: {e}") from e
-
-
-def _place(part: Path, dest: Path) -> Path:
-    os.chmod(part, 0o644)
-    os.replace(part, dest)
-    return dest
-
-
-def _from_mirror(asset: UrlAsset, mirror: Path, note: str | None) -> Path:
-    if not mirror.is_dir():
-        raise DownloadError(
-            asset.name, asset.dest, _url_message(asset, f"the mirror {mirror} is not a directory", mirror)
-        )
-    candidates = [mirror / n for n in asset.mirror_names()]
-    source = next((c for c in candidates if c.is_file()), None)
-    if source is None:
-        looked = ", ".join(str(c) for c in candidates)
-        reason = f"not in the local mirror (looked for {looked}); the mirror replaces the network"
-        raise DownloadError(asset.name, asset.dest, _url_message(asset, reason, mirror, note))
-    part = asset.part
-    h = hashlib.sha256()
-    try:
-        with open(source, "rb") as src, open(part, "wb") as out:
-            while block := src.read(_HASH_BLOCK):
-                out.write(block)
-                h.update(block)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    got = h.hexdigest()
-    if got != asset.sha256:
-        part.unlink()
-        reason = f"checksum mismatch for the mirror copy {source}: expected sha256 {asset.sha256}, got {got}"
-        raise DownloadError(asset.name, asset.dest, _url_message(asset, reason, mirror, note))
-    log.info("%s: copied from the mirror %s to %s", asset.name, source, asset.dest)
-    return _place(part, asset.dest)
-
-
-def fetch_url(
-    asset: UrlAsset,
-    *,
-    mirror: str | os.PathLike[str] | None = None,
-    retries: int = 3,
-    timeout: tuple[float, float] = (5.0, 60.0),
-    chunk: int = 1 << 20,
-    backoff: float = 0.25,
-    progress: bool | None = None,
-) -> Path:
-    """Fetch ``asset`` to ``asset.dest`` (or copy it from ``mirror``), verify its sha256, and return ``dest``.
-
-    ``timeout`` is (connect, read) in seconds; a connection error is retried ``retries`` times with backoff
-    ``backoff * 2**i`` s (an attempt that adds bytes to the part does not use one up), so an unreachable host fails
-    in about ``(retries + 1) * connect`` seconds at worst and in about 2 s when the connection is refused or the
-    name does not resolve. ``progress``: a tqdm bar on stderr (None: only when stderr is a terminal).
-    """
-    dest = asset.dest
-    note = None
-    if dest.is_file():
-        got = sha256_file(dest)
-        if got == asset.sha256:
-            log.info("%s: %s is present and its sha256 matches", asset.name, dest)
-            return dest
-        note = f"the file already at {dest} has sha256 {got}, not the expected one"
-        log.warning("%s: %s; fetching it again", asset.name, note)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if mirror is not None:
-        return _from_mirror(asset, Path(mirror), note)
-
-    import requests
-
-    state = _PartHash(asset.part)
-    failures = 0  # consecutive failed attempts that added nothing to the part
-    attempts = 0
-    restarted = False
-    with requests.Session() as session:
-        while True:
-            attempts += 1
-            before = state.sync()
-            try:
-                resumed = _attempt(session, asset, state, timeout, chunk, progress)
-            except _Fatal as e:
-                raise DownloadError(asset.name, dest, _url_message(asset, f"{e} from {asset.url}", None, note)) from e
-            except _Retryable as e:
-                after = state.sync()
-                failures = 0 if after > before else failures + 1
-                if failures > retries or attempts > 20 * (retries + 1):
-                    reason = f"the download failed after {attempts} attempt(s) (last error: {e})"
-                    if after:
-                        reason += f"; {after} bytes are kept in {asset.part} and a new run resumes from there"
-                    raise DownloadError(asset.name, dest, _url_message(asset, reason, None, note)) from e
-                delay = backoff * 2 ** max(failures - 1, 0)
-                log.warning("%s: %s; retrying in %.2f s", asset.name, e, delay)
-                time.sleep(delay)
-                continue
-            state.sync()
-            got = state.h.hexdigest()
-            if got == asset.sha256:
-                log.info("%s: downloaded and verified %s", asset.name, dest)
-                return _place(asset.part, dest)
-            asset.part.unlink(missing_ok=True)
-            state.reset()
-            if resumed and not restarted:
-                # The kept part may come from another version of the file: one clean download decides.
-                restarted = True
-                log.warning("%s: checksum mismatch after resuming; downloading it again from the start", asset.name)
-                continue
-            reason = f"checksum mismatch for {asset.url}: expected sha256 {asset.sha256}, got {got}"
-            raise DownloadError(asset.name, dest, _url_message(asset, reason, None, note))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -575,36 +278,28 @@ def fetch_hub(
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# dispatch and command line
+# hand-placed files and dispatch
 
 
 def fetch_manual(asset: ManualAsset, *, mirror: str | os.PathLike[str] | None = None) -> Path:
-    """Check a hand-placed file (copying it from ``mirror`` first when it is there); returns its path."""
+    """The path of a hand-placed file: ``dest``, else ``mirror/<its name>``, checked against a pinned sha256.
+
+    The file is only read, never copied or moved: the user's copy is the only one.
+    """
     mirror_dir = Path(mirror) if mirror is not None else None
-    if not asset.dest.is_file() and mirror_dir is not None and (mirror_dir / asset.dest.name).is_file():
-        asset.dest.parent.mkdir(parents=True, exist_ok=True)
-        part = asset.dest.with_name(asset.dest.name + ".part")
-        try:
-            shutil.copyfile(mirror_dir / asset.dest.name, part)
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-        got = sha256_file(part)
-        if asset.sha256 is not None and got != asset.sha256:
-            part.unlink()
-            reason = f"checksum mismatch for the mirror copy: expected sha256 {asset.sha256}, got {got}"
-            raise DownloadError(asset.name, asset.dest, _manual_message(asset, reason, mirror_dir))
-        _place(part, asset.dest)
-    if not asset.dest.is_file():
+    path = asset.dest
+    if not path.is_file() and mirror_dir is not None and (mirror_dir / asset.dest.name).is_file():
+        path = mirror_dir / asset.dest.name
+    if not path.is_file():
         reason = "not on disk" + (f" nor in the mirror {mirror_dir}" if mirror_dir is not None else "")
         raise DownloadError(asset.name, asset.dest, _manual_message(asset, reason, mirror_dir))
-    got = sha256_file(asset.dest)
+    got = sha256_file(path)
     if asset.sha256 is None:
-        log.warning("%s: %s is not pinned; its sha256 is %s (pin it in the config)", asset.name, asset.dest, got)
+        log.warning("%s: %s is not pinned; its sha256 is %s (pin it in the config)", asset.name, path, got)
     elif got != asset.sha256:
-        reason = f"checksum mismatch: expected sha256 {asset.sha256}, got {got}"
+        reason = f"{path} has sha256 {got}, but the config pins {asset.sha256}"
         raise DownloadError(asset.name, asset.dest, _manual_message(asset, reason, mirror_dir))
-    return asset.dest
+    return path
 
 
 def fetch(
@@ -612,11 +307,8 @@ def fetch(
     *,
     mirror: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    **url_options: Any,
 ) -> Path:
-    """Fetch either kind of asset; ``url_options`` go to :func:`fetch_url` (retries, timeout, ...)."""
-    if isinstance(asset, UrlAsset):
-        return fetch_url(asset, mirror=mirror, **url_options)
+    """Fetch either kind of asset."""
     if isinstance(asset, HubAsset):
         return fetch_hub(asset, mirror=mirror, cache_dir=cache_dir)
     if isinstance(asset, ManualAsset):
@@ -625,26 +317,16 @@ def fetch(
 
 
 def asset_from_dict(spec: Mapping[str, Any], *, dest: str | os.PathLike[str] | None = None) -> Asset:
-    """Build an asset from its config entry: ``url`` + ``sha256`` (+ ``dest``), or ``repo_id`` + ``revision``."""
+    """An asset from its config entry: ``kind: manual`` with ``source`` (and ``dest``), or ``repo_id``, ``revision``."""
     spec = dict(spec)
-    kind = spec.pop("kind", None) or ("hub" if "repo_id" in spec else "url")
+    kind = spec.pop("kind", None) or ("hub" if "repo_id" in spec else None)
     if kind == "manual":
         name = spec.get("name") or (Path(dest).name if dest is not None else None) or "file"
         where = dest if dest is not None else spec.get("dest")
         if not where:
-            raise ValueError(f"manual asset {name!r} lacks dest (it may come from --out)")
+            raise ValueError(f"manual asset {name!r} lacks dest")
         return ManualAsset(name=name, dest=Path(where), source=spec.get("source", ""), sha256=spec.get("sha256"))
-    name = spec.get("name") or spec.get("repo_id") or spec.get("url")
-    if not name:
-        raise ValueError(f"asset without a name, url or repo_id: {spec!r}")
-    spec["name"] = name
-    if kind == "url":
-        if dest is not None:
-            spec["dest"] = dest
-        missing = [k for k in ("url", "sha256", "dest") if not spec.get(k)]
-        if missing:
-            raise ValueError(f"URL asset {name!r} lacks {', '.join(missing)} (dest may come from --out)")
-        return UrlAsset(name=name, url=spec["url"], sha256=spec["sha256"], dest=Path(spec["dest"]))
+    name = spec.get("name") or spec.get("repo_id")
     if kind == "hub":
         missing = [k for k in ("repo_id", "revision") if not spec.get(k)]
         if missing:
@@ -657,52 +339,4 @@ def asset_from_dict(spec: Mapping[str, Any], *, dest: str | os.PathLike[str] | N
             repo_type=spec.get("repo_type", "model"),
             allow_patterns=tuple(patterns) if patterns else None,
         )
-    raise ValueError(f"asset {name!r}: unknown kind {kind!r} (expected 'url' or 'hub')")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m mendrepro.data.download",
-        description="Fetch one checksummed file by URL, or one revision-pinned Hugging Face Hub snapshot.",
-    )
-    p.add_argument("--asset", required=True, help="the asset as JSON: {name,url,sha256} or {name,repo_id,revision,...}")
-    p.add_argument("--out", required=True, help="URL asset: where the file goes; Hub asset: a JSON manifest")
-    p.add_argument(
-        "--mirror", default=None, help=f"a local mirror directory used instead of the network ({MIRROR_KEY})"
-    )
-    p.add_argument("--cache-dir", default=None, help="the HF cache for Hub assets (default: HF_HUB_CACHE)")
-    p.add_argument("--retries", type=int, default=3, help="retries after a connection error (URL assets)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        spec = json.loads(args.asset)
-        if not isinstance(spec, dict):
-            raise ValueError("--asset must be a JSON object")
-        asset = asset_from_dict(spec, dest=args.out)
-    except ValueError as e:
-        print(f"error: bad --asset: {e}", file=sys.stderr)
-        return 2
-    try:
-        if isinstance(asset, UrlAsset):
-            fetch_url(asset, mirror=args.mirror, retries=args.retries, progress=False if args.no_progress else None)
-        elif isinstance(asset, ManualAsset):
-            fetch_manual(asset, mirror=args.mirror)
-        else:
-            path = fetch_hub(asset, mirror=args.mirror, cache_dir=args.cache_dir)
-            manifest = {
-                "name": asset.name,
-                "repo_id": asset.repo_id,
-                "repo_type": asset.repo_type,
-                "revision": asset.revision,
-                "path": str(path.resolve()),
-            }
-            write_json_atomic(args.out, manifest)
-    except DownloadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise ValueError(f"asset {name!r}: unknown kind {kind!r} (expected 'manual', or 'hub' with repo_id)")
