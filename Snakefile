@@ -4,9 +4,15 @@ import shlex
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+# Every bad input gets one line naming its file (and line) or config key path, at DAG start (mendrepro.checks,
+# torch-free; the checkout's copy first, as in common.smk).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from mendrepro.checks import ConfigError, check_config, check_config_files, load_schema
 
 
 # The published image of the Dockerfile, for `snakemake --sdm apptainer` (clusters without Docker); each rule also
@@ -19,6 +25,10 @@ report: "workflow/report/workflow.rst"
 
 
 # The tiny profile unless a --configfile is given (which then replaces it, not merges into it).
+try:
+    check_config_files(workflow.overwrite_configfiles or ["config/tiny.yaml"])
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
 if not workflow.overwrite_configfiles:
 
     configfile: "config/tiny.yaml"
@@ -28,6 +38,13 @@ if not workflow.overwrite_configfiles:
 if isinstance(config.get("seeds"), list):
     config["seeds"] = [int(s) if isinstance(s, str) and s.isdigit() else s for s in config["seeds"]]
 
+# Unknown keys, the schema cut to the offending key path and reason, names, overrides, and each planned run's k and
+# n_edits against the dev split; notes say where an evaluation covers fewer edits than configured.
+try:
+    for _note in check_config(config, load_schema(Path(workflow.basedir) / "config/schema.yaml")):
+        print(_note, file=sys.stderr)
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
 validate(config, schema="config/schema.yaml")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mendrepro.checks import check_data_file
 from mendrepro.config import Experiment
 from mendrepro.data.fever import load_fever
 from mendrepro.data.nq import load_nq
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 def build_task(exp: Experiment, tok, split: str, files: dict[str, str]):
     """The edit task of ``exp`` on ``split`` ("train" or "dev") from the data files named in ``files``."""
+    for key, path in files.items():
+        if key.endswith(f"_{split}"):
+            check_data_file(path)  # a directory or a non-UTF-8 byte: one line naming the file, not a traceback
     opts = exp.task_options
     max_len = exp.model.max_len
     if exp.task == "zsre":
