@@ -124,7 +124,7 @@ CONFIG_CASES = [
     (
         "unknown editor kind",
         _set("editors.rome", {"kind": "rome"}),
-        "editors.rome.kind: 'rome' is not one of ['mend', 'ft', 'ftkl', 'ke', 'enn', 'cache']",
+        "editor 'rome': unknown kind 'rome'; kinds: mend, ft, ftkl, ke, enn, cache, ftl",
     ),
     (
         "unknown model in a table",

@@ -575,3 +575,28 @@ def test_train_summary_step_cap(tmp_path):
     path.write_text(json.dumps({**base, "hit_step_cap": "yes"}))
     with pytest.raises(tables.MetricsError, match="hit_step_cap"):
         claims.read_train_summary(path)
+
+
+def test_an_extra_table4_row_changes_no_claim_and_is_shown_beyond_the_paper(tmp_path):
+    """FT+L (config `ftl`) is a row beyond Table 4: T4.1, T4.2 and G.1 are about the paper's editors, so runs of it
+    (here perfect ES and the worst drawdown) leave them as they are."""
+    rng = np.random.default_rng(11)
+    paper_five = TABLES_FULL["table4"]["editors"]
+    paths = []
+    for task in ("zsre", "wikitext"):
+        for i, editor in enumerate(paper_five):
+            paths.append(write_run(tmp_path, task, MODEL[task], editor, rng.random(30), dd_shift=0.1 * i))
+    with_ftl = [
+        *paths,
+        *(write_run(tmp_path, t, MODEL[t], "ftl", np.ones(30), dd_shift=5.0) for t in ("zsre", "wikitext")),
+    ]
+    cfg = {"table4": {**TABLES_FULL["table4"], "experiments": TABLES_FULL["table4"]["experiments"][1:]}}
+    cfg_ftl = {"table4": {**cfg["table4"], "editors": [*paper_five, "ftl"]}}
+    for claim in ("T4.1", "T4.2", "G.1"):
+        before = _table(claims.load_runs(paths), cfg, claim, n_boot=200)
+        after = _table(claims.load_runs(with_ftl), cfg_ftl, claim, n_boot=200)
+        assert before.to_dict() == after.to_dict(), claim
+    df = tables.table4(tables.load_metrics(with_ftl))
+    assert list(df.index)[-2:] == ["Cache (beyond Table 4)", "FT+L (beyond Table 4)"]
+    assert df.loc["FT+L (beyond Table 4)", "zsRE ES (ours)"] == "1.000"
+    assert df.loc["FT+L (beyond Table 4)", "zsRE ES (paper)"] == tables.MISSING

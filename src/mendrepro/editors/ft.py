@@ -2,7 +2,8 @@
 
 RMSprop, at most ``max_steps`` steps, stopping as soon as the edit example is predicted exactly (every target
 token); FT+KL adds, at each step, the KL to the pre-edit model on a fresh training-set locality example:
-loss = KL + ``edit_weight`` · L_edit.
+loss = KL + ``edit_weight`` · L_edit. Subclasses may bound the residual after every step (:meth:`FineTune.project`;
+FT+L, ``editors/ftl.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class FineTune(Editor):
         self.loc_sampler = loc_sampler
         self.steps_taken: list[int] = []
 
+    def project(self, residual: dict[str, torch.Tensor]) -> None:
+        """Called after every optimiser step with the residuals (edited minus original weights), to change them
+        in place; FT leaves them free."""
+
     def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
         base = {n: p.detach() for n, p in self.base_params().items()}
         residual = {n: torch.zeros_like(p, requires_grad=True) for n, p in base.items()}
@@ -61,5 +66,6 @@ class FineTune(Editor):
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(residual.values(), self.cfg.grad_clip)
                 opt.step()
+                self.project(residual)
         self.steps_taken.append(steps)
         return {n: (base[n] + residual[n]).detach() for n in base}

@@ -66,6 +66,18 @@ class FTConfig:
 
 
 @dataclass(frozen=True)
+class FTLConfig(FTConfig):
+    """FT+L (Zhu et al. 2020): FT's options and the radius of the L∞ ball that each edited matrix stays in."""
+
+    # Not a paper value (MEND's tables have no FT+L row): small next to the tiny models' weights (about 0.05).
+    eps: float = field(default=1e-3, metadata=_minimum(0))
+
+    def __post_init__(self):
+        if self.eps <= 0:  # a radius of 0 allows no change at all: surely a mistake
+            raise ValueError(f"FT+L eps must be > 0, got {self.eps}")
+
+
+@dataclass(frozen=True)
 class KEConfig:
     """KE's sizes (the paper's by default; the tiny profile passes smaller ones)."""
 

@@ -11,7 +11,16 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from mendrepro.editors.options import CacheConfig, ENNConfig, FTConfig, KEConfig, MendConfig, OptionError, parse_options
+from mendrepro.editors.options import (
+    CacheConfig,
+    ENNConfig,
+    FTConfig,
+    FTLConfig,
+    KEConfig,
+    MendConfig,
+    OptionError,
+    parse_options,
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ KINDS: dict[str, EditorKind] = {
         EditorKind("ke", "mendrepro.editors.ke:KnowledgeEditor", KEConfig, learned=True),
         EditorKind("enn", "mendrepro.editors.enn:EditableNetwork", ENNConfig, learned=True),
         EditorKind("cache", "mendrepro.editors.cache:CacheEditor", CacheConfig, learned=False, tuned=True),
+        EditorKind("ftl", "mendrepro.editors.ftl:ConstrainedFineTune", FTLConfig, learned=False, fixed={"kl": False}),
     )
 }
 

@@ -48,6 +48,7 @@ EDITOR_LABELS: dict[str, str] = {
     "ke": "KE",
     "mend": "MEND",
     "cache": "Cache",
+    "ftl": "FT+L",  # constrained fine-tuning (Zhu et al. 2020), cited in the paper's related work
 }
 
 # Table 3: our model ids -> the paper's column labels (in the paper's column order), the task each is edited
