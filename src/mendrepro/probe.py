@@ -316,10 +316,14 @@ def param_count(size_name: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _build(size: ProbeSize, tok, device: torch.device, seed: int) -> nn.Module:
+# The base model's dtype: float32, or bfloat16 as the paper profile loads GPT-J 6B and T5-XXL (torch_dtype).
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def _build(size: ProbeSize, tok, device: torch.device, seed: int, dtype: str = "float32") -> nn.Module:
     with torch.device(device):  # straight on the device: no host copy of a GPU-sized model
         model = build_model(size.spec, tok, seed=seed)
-    return freeze(model.eval()).to(device)
+    return freeze(model.eval()).to(device=device, dtype=DTYPES[dtype])
 
 
 def _wrong_binary_label(model: nn.Module, inner: Batch) -> Batch:
@@ -330,12 +334,14 @@ def _wrong_binary_label(model: nn.Module, inner: Batch) -> Batch:
     return {**inner, "labels": 1.0 - pred}
 
 
-def _probe_editor(kind: str, size: ProbeSize, tok, req: EditRequest, device: torch.device, seed: int) -> dict:
+def _probe_editor(
+    kind: str, size: ProbeSize, tok, req: EditRequest, device: torch.device, seed: int, dtype: str = "float32"
+) -> dict:
     """One editor's window: base model, editor and one step; everything is freed when this returns."""
     cuda = device.type == "cuda"
     baseline = start_peak_window(device)
     t0 = time.perf_counter()
-    model = _build(size, tok, device, seed)
+    model = _build(size, tok, device, seed, dtype)
     base_params = sum(p.numel() for p in model.parameters())
     names = edited_parameter_names(model, size.spec.edit_params)
     editor = make_editor(kind, model, size.spec.family, names, ke=size.ke, ft_steps=1).to(device)
@@ -380,17 +386,21 @@ def probe(
     device: torch.device | str = "cpu",
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    dtype: str = "float32",
 ) -> dict:
     """Peak memory (MiB above the memory in use before the base model was built) and wall seconds of the base
     model's build plus one training step of each editor (one fine-tuning step of an edit for FT), each editor in
-    its own window. ``editors``: names or a comma list. ValueError for an unknown size or editor, and for a
-    ``gpu_only`` size on a CPU. The result is the JSON document :func:`main` writes."""
+    its own window. ``dtype``: the base model's (``bfloat16`` as the paper profile loads the largest models; the
+    editor's own parameters keep their dtype). ``editors``: names or a comma list. ValueError for an unknown size
+    or editor, and for a ``gpu_only`` size on a CPU. The result is the JSON document :func:`main` writes."""
     size = get_size(size_name)
     device = resolve_device(device)
     kinds = [e for e in (editors.split(",") if isinstance(editors, str) else editors) if e]
     unknown = [e for e in kinds if e not in EDITORS]
     if unknown or not kinds:
         raise ValueError(f"unknown editors {unknown}; editors: {list(EDITORS)}")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; dtypes: {sorted(DTYPES)}")
     if size.gpu_only and device.type != "cuda":
         billions = param_count(size.name) / 1e9
         raise ValueError(
@@ -417,11 +427,12 @@ def probe(
         "memory_kind": kind_name,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "dtype": dtype,
         "editors": {},
     }
     for kind in kinds:
         # The model, editor and optimiser die with _probe_editor's frame; the next window starts with gc + trim.
-        rec = _probe_editor(kind, size, tok, req, device, seed)
+        rec = _probe_editor(kind, size, tok, req, device, seed, dtype)
         if device.type == "cuda":
             torch.cuda.empty_cache()
         out["params"] = rec.pop("_base_params")
@@ -445,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="auto (CUDA where available), cpu or cuda")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", default="float32", help=f"the base model's dtype, one of {sorted(DTYPES)}")
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -457,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     try:
-        result = probe(args.size, args.editors, args.device, seed=args.seed, log=log)
+        result = probe(args.size, args.editors, args.device, seed=args.seed, log=log, dtype=args.dtype)
     except ValueError as e:
         log(f"memory-probe: {e}")
         return 1
