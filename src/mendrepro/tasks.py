@@ -226,3 +226,10 @@ class EditSampler:
                 rng.shuffle(self._queue)
             idx.append(self._queue.pop())
         return merge([self.task.request(i, rng, n_loc=self.n_loc) for i in idx], self.task.tok.pad_token_id)
+
+    def state_dict(self) -> dict:
+        """Where the sampler is in its epoch (the rest of the permutation), for resumable training."""
+        return {"queue": list(self._queue)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._queue = list(state["queue"])

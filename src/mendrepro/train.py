@@ -4,7 +4,9 @@ One step: sample k edits, apply them with the editor, and score the edited model
 L = c_edit · NLL(new target | equivalence example) + c_loc · KL(p_pre ‖ p_post) on locality examples.
 Gradients accumulate over ``accumulate`` steps; the norm is clipped; a non-finite gradient skips the update.
 Validation every ``val_every`` steps on a fixed set of dev edits; the best editor is saved; training stops after
-``patience`` steps without improvement. Runs on CPU as is and on GPUs through ``accelerate launch``.
+``patience`` steps without improvement. Runs on CPU as is and on GPUs through ``accelerate launch``. With
+``checkpointing``, the loop's whole state is saved every N steps and a restarted job continues from it to the same
+result (:mod:`mendrepro.resume`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from mendrepro.config import TrainConfig
 from mendrepro.editors.base import Editor
 from mendrepro.losses import accuracy_per_example, kl_loc, nll
 from mendrepro.memory import peak_memory_mb, reset_peak
+from mendrepro.resume import Checkpointing, interval, restore, save
 from mendrepro.tasks import EditRequest
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,31 @@ def save_atomic(obj, path: Path) -> None:
         raise
 
 
+class LoopState:
+    """What the loop itself carries from step to step, beyond what Accelerate saves (editor, optimiser, global
+    RNGs): registered with the accelerator so that its checkpoints hold it too."""
+
+    def __init__(self, rng: random.Random, sample):
+        self.rng, self.sample = rng, sample
+        self.step, self.best, self.best_step, self.skipped, self.seconds = 0, math.inf, 0, 0, 0.0
+        self.history: list[dict] = []
+        self.running = {"edit": 0.0, "loc": 0.0, "es": 0.0}
+
+    def state_dict(self) -> dict:
+        state = {k: getattr(self, k) for k in ("step", "best", "best_step", "skipped", "seconds")}
+        state.update(rng=self.rng.getstate(), history=self.history, running=self.running)
+        if hasattr(self.sample, "state_dict"):  # an epoch sampler's place in its permutation
+            state["sampler"] = self.sample.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in ("step", "best", "best_step", "skipped", "seconds", "history", "running"):
+            setattr(self, k, state[k])
+        self.rng.setstate(state["rng"])
+        if "sampler" in state:
+            self.sample.load_state_dict(state["sampler"])
+
+
 def train_editor(
     editor: Editor,
     sample: Callable[[random.Random], EditRequest],
@@ -75,8 +103,14 @@ def train_editor(
     cfg: TrainConfig,
     out_path: Path,
     accelerator: Accelerator | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> dict:
-    """Train ``editor`` and save its best state to ``out_path``; returns the training summary."""
+    """Train ``editor`` and save its best state to ``out_path``; returns the training summary.
+
+    With ``checkpointing``, the best state is kept in the resumable state's folder while training and moved to
+    ``out_path`` at the end (an interrupted job leaves no output behind), and training resumes from that folder's
+    newest checkpoint if it has one of the same experiment.
+    """
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     device = accelerator.device
     reset_peak(device)
@@ -87,6 +121,13 @@ def train_editor(
     core: Editor = accelerator.unwrap_model(editor)
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
+    every = interval(checkpointing.every, cfg.accumulate) if checkpointing else 0
+    # Same file name as the output: torch.save names its archive after the file, so the bytes match it.
+    best_path = checkpointing.dir / out_path.name if every else out_path
+    state = LoopState(rng, sample)
+    if every:
+        accelerator.register_for_checkpointing(state)
+        restore(accelerator, checkpointing, best_path)
 
     def validate() -> dict:
         core.eval()
@@ -101,12 +142,18 @@ def train_editor(
         core.train()
         return tot
 
-    best, best_step, history, skipped, stopped_early = math.inf, 0, [], 0, False
-    t0 = time.time()
+    stopped_early = False
+    t0 = time.time() - state.seconds  # a resumed job's time counts what the interrupted one spent
     core.train()
-    bar = tqdm(range(1, cfg.steps + 1), desc="train editor", mininterval=5, disable=not accelerator.is_main_process)
-    running = {"edit": 0.0, "loc": 0.0, "es": 0.0}
-    step = 0
+    running, history, step = state.running, state.history, state.step
+    bar = tqdm(
+        range(step + 1, cfg.steps + 1),
+        desc="train editor",
+        mininterval=5,
+        initial=step,
+        total=cfg.steps,
+        disable=not accelerator.is_main_process,
+    )
     for step in bar:
         parts = edit_losses(core, sample(rng), device, apply=editor)
         loss = cfg.c_edit * parts["edit"] + cfg.c_loc * parts["loc"] + parts.get("extra", 0.0)
@@ -118,29 +165,34 @@ def train_editor(
             if torch.isfinite(torch.as_tensor(grad_norm)):
                 opt.step()
             else:
-                skipped += 1
+                state.skipped += 1
             opt.zero_grad()
         if step % cfg.val_every == 0 or step == cfg.steps:
             val = validate()
             history.append({"step": step, **val, **{f"train_{k}": v for k, v in running.items()}})
             log.info("step %d val %s train(ema) %s", step, val, running)
             bar.set_postfix(val_es=round(val["es"], 3), val_loss=round(val["loss"], 4))
-            if val["loss"] < best:
-                best, best_step = val["loss"], step
+            if val["loss"] < state.best:
+                state.best, state.best_step = val["loss"], step
                 if accelerator.is_main_process:
-                    save_atomic(core.state_dict(), out_path)
-            elif step - best_step >= cfg.patience:
-                log.info("early stop at step %d (best %.4f at step %d)", step, best, best_step)
+                    save_atomic(core.state_dict(), best_path)
+            elif step - state.best_step >= cfg.patience:
+                log.info("early stop at step %d (best %.4f at step %d)", step, state.best, state.best_step)
                 stopped_early = True
                 break
+        if every and step % every == 0 and step < cfg.steps:
+            state.step, state.seconds = step, time.time() - t0
+            save(accelerator, checkpointing, step, best_path)
+    if every and accelerator.is_main_process and best_path.exists():
+        os.replace(best_path, out_path)
     if not stopped_early:
         log.warning("training hit its step cap (%d steps) before validation loss stopped improving", cfg.steps)
     return {
         "steps": step,
-        "best_step": best_step,
-        "best_val_loss": best,
+        "best_step": state.best_step,
+        "best_val_loss": state.best,
         "hit_step_cap": not stopped_early,
-        "skipped_updates": skipped,
+        "skipped_updates": state.skipped,
         "seconds": time.time() - t0,
         "history": history,
         "train_config": asdict(cfg),
