@@ -13,6 +13,12 @@ min_version("9.0")
 # torch-free; the checkout's copy first, as in common.smk).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from mendrepro.checks import ConfigError, check_config, check_config_files, load_schema
+from mendrepro.stale_locks import clear_stale_locks
+
+# A run killed by a signal leaves Snakemake's locks behind; they are removed when no other run of this workflow is
+# alive, so the same command continues after any interruption without --unlock (mendrepro.stale_locks).
+if workflow.is_main_process and clear_stale_locks():
+    print("removed the locks of a run that was killed (no other run of this workflow is alive)", file=sys.stderr)
 
 
 # The published image of the Dockerfile, for `snakemake --sdm apptainer` (clusters without Docker); each rule also
