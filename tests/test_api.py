@@ -19,11 +19,12 @@ from mendrepro.config import Experiment, resolve_experiment
 from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_world, write_world
 from mendrepro.data.tokenizer import train_word_tokenizer
 from mendrepro.data.zsre import load_zsre
+from mendrepro.editors.registry import KINDS as REGISTRY
 from mendrepro.manifest import MANIFEST, ManifestError
 from mendrepro.models import build_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ("mend", "ke", "enn", "ft", "ftkl", "cache")
+KINDS = tuple(REGISTRY)  # every kind of the registry: a new editor is loaded and edits through the API too
 FILES = ("zsre_train", "zsre_dev", "nq_train", "nq_dev")
 
 
@@ -31,7 +32,7 @@ FILES = ("zsre_train", "zsre_dev", "nq_train", "nq_dev")
 def runs(tmp_path_factory):
     """The micro profile's zsRE/BART runs of every editor kind, as the workflow's jobs write them (paths relative
     to the workflow directory): a world, a random base model, each learned editor trained for two steps, and
-    each editor evaluated on two dev edits (FT, FT+KL and the cache get their manifest there)."""
+    each editor evaluated on two dev edits (the editors that are not trained get their manifest there)."""
     root = tmp_path_factory.mktemp("api")
     cwd = Path.cwd()
     os.chdir(root)
@@ -54,7 +55,7 @@ def runs(tmp_path_factory):
             exp = json.dumps(resolve_experiment(config, "zsre", "bart", kind, 0), sort_keys=True)
             common = ["--exp", exp, "--model", model_dir, "--files", files]
             ckpt = []
-            if kind in ("mend", "ke", "enn"):
+            if REGISTRY[kind].learned:
                 train = ["train", *common, "--out", f"{run}/editor.pt", "--metrics", f"{run}/train.json"]
                 assert cli.main(["--threads", "1", *train]) == 0
                 ckpt = ["--ckpt", f"{run}/editor.pt"]

@@ -76,8 +76,9 @@ def test_dry_run_plans_the_dag(tmp_path, config):
     cfg = yaml.safe_load((ROOT / config).read_text())
     runs, learned = _planned_runs(cfg)
     n_k = len(cfg["tables"]["table5"]["batches"]) - 1  # Table 5's k > 1 columns: ENN and MEND each
-    # Tables 3 and 4; Table 5's k > 1; Table 6's six MEND ablations on two tasks (its MEND row is Table 4's).
-    assert counts["evaluate"] == len(runs) == 3 * 6 + 4 * 4 + 2 * n_k + 6 * 2, counts
+    # Tables 3 and 4 (the paper's five editors, the cache and FT+L); Table 5's k > 1; Table 6's six MEND ablations
+    # on two tasks (its MEND row is Table 4's).
+    assert counts["evaluate"] == len(runs) == 3 * 7 + 4 * 4 + 2 * n_k + 6 * 2, counts
     assert counts["train_editor"] == len(learned) == 3 * 3 + 4 * 2 + 2 * n_k + 6 * 2, counts
     assert counts["pretrain"] == len(cfg["models"]) == 7
     assert counts["table3"] == counts["table4"] == counts["world"] == counts["self_sample"] == 1
@@ -164,7 +165,7 @@ def test_micro_dag_end_to_end(tmp_path):
             train = json.loads((res / f"{task}/{model}/{editor}/train.json").read_text())
             assert train["steps"] > 0 and _finite(train["history"]) and isinstance(train["hit_step_cap"], bool)
             assert train["seed"] == 0
-        for editor in ("ft", "ftkl", "enn", "ke", "mend", "cache"):
+        for editor in ("ft", "ftkl", "enn", "ke", "mend", "cache", "ftl"):
             run = res / f"{task}/{model}/{editor}/eval_k1"
             lines = [json.loads(x) for x in (run / "edits.jsonl").read_text().splitlines()]
             metrics = json.loads((run / "metrics.json").read_text())
@@ -184,7 +185,7 @@ def test_micro_dag_end_to_end(tmp_path):
     for ext in ("md", "tex", "csv"):
         assert (fig / f"table4.{ext}").stat().st_size > 0 and (fig / f"table3.{ext}").stat().st_size > 0
     rows = {r["Editor"]: r for r in csv.DictReader((fig / "table4.csv").open())}
-    assert set(rows) == {"FT", "FT+KL", "ENN", "KE", "MEND", "Cache (beyond Table 4)"}
+    assert list(rows) == ["FT", "FT+KL", "ENN", "KE", "MEND", "Cache (beyond Table 4)", "FT+L (beyond Table 4)"]
     for row in rows.values():
         for col in ("FEVER ES (ours)", "zsRE ES (ours)", "Wikitext ES (ours)", "Wikitext DD (ours)"):
             assert math.isfinite(float(row[col]))
