@@ -19,7 +19,7 @@ import pandas as pd
 
 from mendrepro.report import tables
 
-COLUMNS = ("key", "task", "model", "editor", "lr", "best_val_loss", "best_step", "steps", "chosen")
+COLUMNS = ("key", "task", "model", "editor", "lr", "accumulate", "best_val_loss", "best_step", "steps", "chosen")
 
 
 def run_key(task: str, model: str, editor: str) -> str:
@@ -40,6 +40,8 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
                 "model": r["model"],
                 "editor": r["editor"],
                 "lr": lr,
+                # Batches per optimiser step: the grid's choices hold only for the protocol they were run with.
+                "accumulate": int(r["train_config"].get("accumulate", 1)),
                 "best_val_loss": loss,
                 "best_step": int(r["best_step"]),
                 "steps": int(r["steps"]),
