@@ -44,3 +44,7 @@ def test_cpu_half_writes_one_file(tmp_path):
     }
     assert not doc["probe"]["no-such-size"]["ok"] and "unknown size" in doc["probe"]["no-such-size"]["error"]
     assert doc["environment"]["torch"] == torch.__version__ and doc["dag"] is None
+
+
+def test_a_bfloat16_probe_says_so(tmp_path):
+    assert gpu_check.run_probe("micro-gptj", "bfloat16", "cpu", tmp_path, timeout=300)["result"]["dtype"] == "bfloat16"

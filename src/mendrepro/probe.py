@@ -427,9 +427,10 @@ def probe(
         "memory_kind": kind_name,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "dtype": dtype,
         "editors": {},
     }
+    if dtype != "float32":  # named only where it is not the default, so float32 probes' files stay as they were
+        out["dtype"] = dtype
     for kind in kinds:
         # The model, editor and optimiser die with _probe_editor's frame; the next window starts with gc + trim.
         rec = _probe_editor(kind, size, tok, req, device, seed, dtype)
