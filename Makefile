@@ -114,3 +114,24 @@ clean-results:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The dress rehearsal of the paper profile (docs/running.md): Table 4 at real model sizes on CPU, random weights, a
+# few steps (config/rehearsal.yaml), from a mirror staged with no network; then its per-rule estimate for one GPU.
+REHEARSAL_MIRROR := build/rehearsal/mirror
+.PHONY: stage-rehearsal rehearse gpu-check
+stage-rehearsal: $(REHEARSAL_MIRROR)/staged.json
+
+$(REHEARSAL_MIRROR)/staged.json: config/paper.yaml $(wildcard src/mendrepro/rehearsal/*.py) | $(VENV)/.installed
+	$(BIN)/python -m mendrepro.rehearsal.stage --config config/paper.yaml --out $(REHEARSAL_MIRROR)
+
+rehearse: $(REHEARSAL_MIRROR)/staged.json
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/snakemake --cores 1 --configfile config/rehearsal.yaml $(SNAKEMAKE_ARGS)
+	$(BIN)/python -m mendrepro.rehearsal.estimate --results results/rehearsal --out figures/rehearsal/estimate
+
+# On a GPU machine: the memory probe at the paper's GPU sizes and the tiny DAG on the GPU, into one JSON file
+# (benchmarks/results/gpu-check-<host>.json). Its own venv with PyPI's CUDA torch, so a CPU venv is left alone.
+GPU_VENV ?= build/venv-gpu
+GPU_CHECK_ARGS ?=
+gpu-check:
+	$(MAKE) install VENV=$(GPU_VENV) TORCH=pypi
+	$(GPU_VENV)/bin/python -m benchmarks.gpu_check $(GPU_CHECK_ARGS)
