@@ -96,7 +96,8 @@ lock: | $(VENV)/.installed
 	$(MAKE) lock-pypi
 
 # The PyPI lock, constrained to the CPU lock's pins (all but torch), resolved for every platform; then the conda
-# environment listing the same pins (markers kept); then the static checks of tests/test_container.py.
+# environments: all the same pins (markers kept), and the light one of the table and figure rules (what pandas,
+# matplotlib, seaborn, tabulate, jinja2 and pyarrow need; no torch); then the static checks of tests/test_container.py.
 lock-pypi: | $(VENV)/.installed
 	@mkdir -p build
 	@uv="$(UV)"; if [ -z "$$uv" ]; then \
@@ -106,6 +107,8 @@ lock-pypi: | $(VENV)/.installed
 	$$uv pip compile envs/requirements.in --generate-hashes --universal --python-version 3.11 \
 	    --constraint build/cpu-pins.txt --custom-compile-command 'make lock-pypi' -o $(PYPI_LOCK)
 	$(BIN)/python envs/conda_env.py $(PYPI_LOCK) $(CONDA_ENV)
+	$(BIN)/python envs/conda_env.py $(PYPI_LOCK) envs/report.yaml --name mendrepro-report \
+	    --roots pandas,numpy,matplotlib,seaborn,tabulate,jinja2,pyarrow
 	$(BIN)/python -m pytest -q tests/test_container.py
 
 # Raw outputs and generated tables/figures of one profile (PROFILE=tiny by default; PROFILE=paper for the other).

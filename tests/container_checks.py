@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CPU_LOCK = "envs/requirements.lock"
 PYPI_LOCK = "envs/requirements-pypi.lock"
 CONDA_ENV = "envs/mendrepro.yaml"
+# The light environment of the table and figure rules (pandas and matplotlib, never torch).
+REPORT_ENV = "envs/report.yaml"
 
 # Packages the PyPI lock may hold beyond the CPU lock: the CUDA runtime wheels of PyPI's torch, and packages whose
 # marker excludes the CPU lock's platform (Linux x86_64, CPython 3.11), e.g. colorama on Windows.
@@ -371,8 +373,9 @@ def lock_match_errors(cpu: dict[str, str], cuda: dict[str, str], markers: dict[s
 # --- conda environment --------------------------------------------------------------------------------------------
 
 
-def conda_env_errors(env_text: str, lock: dict[str, str]) -> list[str]:
-    """envs/mendrepro.yaml: Python 3.11 and, through pip, exactly the lock's `==` pins."""
+def conda_env_errors(env_text: str, lock: dict[str, str], subset: bool = False) -> list[str]:
+    """envs/mendrepro.yaml: Python 3.11 and, through pip, exactly the lock's `==` pins (subset=True, as for
+    envs/report.yaml: some of them, at the lock's versions)."""
     env = yaml.safe_load(env_text) or {}
     deps = env.get("dependencies") or []
     errors = []
@@ -395,7 +398,8 @@ def conda_env_errors(env_text: str, lock: dict[str, str]) -> list[str]:
         pins[normalize(m.group(1))] = m.group(2)
     for name in sorted(set(lock) | set(pins)):
         if name not in pins:
-            errors.append(f"{name}=={lock[name]} (lock) is missing from the conda environment")
+            if not subset:
+                errors.append(f"{name}=={lock[name]} (lock) is missing from the conda environment")
         elif name not in lock:
             errors.append(f"{name}=={pins[name]} is in the conda environment but not in the lock")
         elif pins[name] != lock[name]:
@@ -412,10 +416,12 @@ def snakefile_image(snakefile_text: str) -> str | None:
     return m.group(1) if m else None
 
 
-def conda_directive_errors(rule_files: list[Path], root: Path = ROOT, env: str = CONDA_ENV) -> list[str]:
+def conda_directive_errors(
+    rule_files: list[Path], root: Path = ROOT, env: str = CONDA_ENV, report_env: str = REPORT_ENV
+) -> list[str]:
     """Every rule that runs the package (a `shell:` calling the launcher, the interpreter or the report command,
-    {params.launch}, {params.py} or {params.report_cmd}) names the conda
-    environment, by a path that resolves (relative to its own .smk file) to envs/mendrepro.yaml."""
+    {params.launch}, {params.py} or {params.report_cmd}) names its conda environment, by a path that resolves
+    (relative to its own .smk file) to envs/report.yaml for the report command and envs/mendrepro.yaml otherwise."""
     errors = []
     for path in rule_files:
         chunks = re.split(r"^\s*rule\b", path.read_text(), flags=re.M)[1:]
@@ -424,10 +430,11 @@ def conda_directive_errors(rule_files: list[Path], root: Path = ROOT, env: str =
             if not re.search(r"\{params\.(launch|py|report_cmd)\}", chunk):
                 continue
             m = re.search(r"conda:\s*\n\s*[\"']([^\"']+)[\"']", chunk)
+            want = report_env if "{params.report_cmd}" in chunk else env
             if not m:
                 errors.append(f"{path.name}: rule {name} has no conda: directive")
-            elif (path.parent / m.group(1)).resolve() != (root / env).resolve():
-                errors.append(f"{path.name}: rule {name}: conda: {m.group(1)} does not resolve to {env}")
+            elif (path.parent / m.group(1)).resolve() != (root / want).resolve():
+                errors.append(f"{path.name}: rule {name}: conda: {m.group(1)} does not resolve to {want}")
     return errors
 
 
@@ -547,6 +554,7 @@ def all_errors(root: Path = ROOT) -> dict[str, list[str]]:
         "locks agree": lock_match_errors(cpu, cuda, markers),
         "base image fits torch's CUDA": cuda_fit_errors(instrs, cuda),
         f"{CONDA_ENV} matches the lock": conda_env_errors((root / CONDA_ENV).read_text(), cuda),
+        f"{REPORT_ENV} pins a part of the lock": conda_env_errors((root / REPORT_ENV).read_text(), cuda, subset=True),
         "Snakefile container": [] if image else ['the Snakefile has no `container: "docker://..."`'],
         "rules name the conda env": conda_directive_errors(sorted((root / "workflow/rules").glob("*.smk")), root),
         "README docker commands": readme_errors((root / "docs/running.md").read_text(), instrs, image or ""),

@@ -188,11 +188,13 @@ def test_rules_without_conda_env_fail(tmp_path):
     rules = tmp_path / "workflow/rules"
     rules.mkdir(parents=True)
     for path in (ROOT / "workflow/rules").glob("*.smk"):
-        (rules / path.name).write_text(path.read_text().replace('"../../envs/mendrepro.yaml"', '"envs/x.yaml"'))
+        text = path.read_text().replace('"../../envs/mendrepro.yaml"', '"envs/x.yaml"')
+        (rules / path.name).write_text(text.replace('"../../envs/report.yaml"', '"envs/x.yaml"'))
     errors = cc.conda_directive_errors(sorted(rules.glob("*.smk")), tmp_path)
     # world, pretrain, self_sample, fetch_<key>, fetch_model, train_editor, evaluate, the tables, figure3_memory,
-    # memory_probe, memory_probe_report, claims, lr_grid_train, lr_grid
-    assert len(errors) == 14 and all("does not resolve to envs/mendrepro.yaml" in e for e in errors), errors
+    # memory_probe, memory_probe_report, claims, lr_grid_train, lr_grid; the report command's rules want report.yaml
+    assert len(errors) == 14 and all("does not resolve to envs/" in e for e in errors), errors
+    assert sum("does not resolve to envs/report.yaml" in e for e in errors) == 5, errors
     for path in rules.glob("*.smk"):
         path.write_text(path.read_text().replace("conda:\n", "").replace('"envs/x.yaml"\n', ""))
     errors = cc.conda_directive_errors(sorted(rules.glob("*.smk")), tmp_path)
@@ -233,3 +235,26 @@ def test_readme_section_lists_three_ways():
 def test_malformed_dockerfile_does_not_parse(text):
     with pytest.raises(cc.DockerfileError):
         cc.parse_dockerfile(text)
+
+
+def test_report_env_holds_what_the_report_commands_import(locks):
+    """envs/report.yaml (tables and figures) pins, at the lock's versions, every distribution the report modules
+    import and everything those require, and no torch."""
+    import importlib.metadata
+
+    _, pypi = locks
+    text = (ROOT / cc.REPORT_ENV).read_text()
+    assert cc.conda_env_errors(text, pypi, subset=True) == []
+    assert cc.conda_env_errors(text.replace(f"numpy=={pypi['numpy']}", "numpy==0.0.1"), pypi, subset=True)
+    pins = {cc.normalize(line.split("==")[0].strip(' -"')) for line in text.splitlines() if "==" in line}
+    assert "torch" not in pins
+    code = (
+        "import sys; from mendrepro.report import tables, claims, batched, ablations, figures, lr_grid, paper; "
+        "import matplotlib, seaborn, jinja2, tabulate; print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"
+    )
+    mods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    dists = importlib.metadata.packages_distributions()
+    # Private top-level modules (e.g. setuptools' _distutils_hack, loaded by a .pth file) are the venv's, not ours.
+    used = {cc.normalize(d) for m in mods if not m.startswith("_") for d in dists.get(m, [])} - {"mendrepro"}
+    assert used and used <= pins, sorted(used - pins)
+    assert "torch" not in used

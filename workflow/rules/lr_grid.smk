@@ -44,7 +44,7 @@ if LR_GRID:
         log:
             f"{RES}/logs/lr_grid.log",
         conda:
-            "../../envs/mendrepro.yaml"
+            "../../envs/report.yaml"
         params:
             report_cmd=REPORT_CMD,
             stem=out_stem,

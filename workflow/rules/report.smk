@@ -32,7 +32,7 @@ for _table in TABLES:
         log:
             f"{RES}/logs/{_table}.log",
         conda:
-            "../../envs/mendrepro.yaml"
+            "../../envs/report.yaml"
         params:
             report_cmd=REPORT_CMD,
             stem=out_stem,
@@ -59,7 +59,7 @@ if memory_train_metrics():
         log:
             f"{RES}/logs/figure3_memory.log",
         conda:
-            "../../envs/mendrepro.yaml"
+            "../../envs/report.yaml"
         params:
             report_cmd=REPORT_CMD,
             stem=out_stem,
@@ -118,7 +118,7 @@ if PROBE_SIZES:
         log:
             f"{RES}/logs/memory_probe_report.log",
         conda:
-            "../../envs/mendrepro.yaml"
+            "../../envs/report.yaml"
         params:
             report_cmd=REPORT_CMD,
             stem=out_stem,
@@ -153,7 +153,7 @@ if CLAIMS_METRICS:
         log:
             f"{RES}/logs/claims.log",
         conda:
-            "../../envs/mendrepro.yaml"
+            "../../envs/report.yaml"
         params:
             report_cmd=REPORT_CMD,
             stem=out_stem,
