@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from mendrepro.report import claims, tables
+from mendrepro.report import cli as report_cli
 
 MODEL = {"fever": "bert", "zsre": "bart", "wikitext": "gpt2", "t5xl": "t5xl"}
 DD_KIND = {"fever": "acc", "zsre": "acc", "wikitext": "ppl"}
@@ -501,7 +502,7 @@ def test_cli_writes_md_and_csv_for_a_full_config(tmp_path, capsys):
     argv = ["claims", "--metrics", *map(str, metrics), "--train", *map(str, train), "--probe", *map(str, probes)]
     argv += ["--tables", json.dumps(TABLES_FULL), "--out", str(out), "--profile", "tiny"]
     t0 = time.perf_counter()
-    assert tables.main(argv) == 0
+    assert report_cli.main(argv) == 0
     assert time.perf_counter() - t0 < 15  # 16 claims, 2000 resamples each
     assert capsys.readouterr().out.split() == [str(out) + ".md", str(out) + ".csv"]
     df = pd.read_csv(out.with_suffix(".csv"), keep_default_na=False)
@@ -524,12 +525,13 @@ def test_cli_writes_md_and_csv_for_a_full_config(tmp_path, capsys):
 def test_cli_without_optional_inputs_and_bad_tables(tmp_path, capsys):
     path = write_run(tmp_path, "zsre", "bart", "mend", np.ones(5))
     out = tmp_path / "claims"
-    assert tables.main(["claims", "--metrics", str(path), "--tables", "{}", "--out", str(out), "--n-boot", "20"]) == 0
+    argv = ["claims", "--metrics", str(path), "--tables", "{}", "--out", str(out)]
+    assert report_cli.main([*argv, "--n-boot", "20"]) == 0
     assert "Reproduced 0 of 16" in out.with_suffix(".md").read_text(encoding="utf-8")
-    assert tables.main(["claims", "--metrics", str(path), "--tables", "[1", "--out", str(out)]) == 1
+    assert report_cli.main(["claims", "--metrics", str(path), "--tables", "[1", "--out", str(out)]) == 1
     assert "--tables: not valid JSON" in capsys.readouterr().err
     path.with_name("edits.jsonl").unlink()
-    assert tables.main(["claims", "--metrics", str(path), "--tables", "{}", "--out", str(out)]) == 1
+    assert report_cli.main(["claims", "--metrics", str(path), "--tables", "{}", "--out", str(out)]) == 1
     assert "edits.jsonl" in capsys.readouterr().err
 
 
@@ -560,7 +562,7 @@ def test_empty_optional_input_groups_parse(tmp_path):
     """The rule passes `--train {input.train} --probe {input.probe}`, either of which may be empty."""
     path = write_run(tmp_path, "zsre", "bart", "mend", np.ones(5))
     argv = ["claims", "--metrics", str(path), "--train", "--probe", "--tables", "{}", "--out", str(tmp_path / "c")]
-    assert tables.main([*argv, "--n-boot", "10"]) == 0
+    assert report_cli.main([*argv, "--n-boot", "10"]) == 0
 
 
 def test_train_summary_step_cap(tmp_path):

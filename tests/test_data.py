@@ -17,7 +17,6 @@ from mendrepro.data.formats import (
     read_jsonl,
     write_json_atomic,
     write_jsonl_atomic,
-    write_text_atomic,
 )
 from mendrepro.data.nq import load_nq
 from mendrepro.data.synthetic import (
@@ -637,12 +636,9 @@ def test_self_sample_round_trip_and_errors(tmp_path):
 
 def test_atomic_writers_leave_no_temp_files(tmp_path):
     out = tmp_path / "deep" / "dir"
-    write_text_atomic(out / "a.txt", "hello\n")
     write_json_atomic(out / "b.json", {"k": [1, 2]})
     write_jsonl_atomic(out / "c.jsonl", [{"x": 1}, {"x": 2}])
-    write_text_atomic(out / "a.txt", "replaced\n")
-    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.json", "c.jsonl"]
-    assert (out / "a.txt").read_text() == "replaced\n"
+    assert sorted(p.name for p in out.iterdir()) == ["b.json", "c.jsonl"]
     assert json.loads((out / "b.json").read_text()) == {"k": [1, 2]}
     assert read_jsonl(out / "c.jsonl") == [{"x": 1}, {"x": 2}]
 
@@ -651,27 +647,13 @@ def test_atomic_writers_leave_no_temp_files(tmp_path):
 
     with pytest.raises(TypeError):
         write_jsonl_atomic(out / "d.jsonl", [{"x": 1}, Boom()])
-    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.json", "c.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["b.json", "c.jsonl"]
 
 
 def test_world_writer_leaves_no_temp_files(world_files):
     root = world_files["world"].parent
     leftovers = [p for p in root.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
     assert leftovers == []
-
-
-def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
-    target = tmp_path / "x.txt"
-    write_text_atomic(target, "old\n")
-
-    def fail(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr("mendrepro.data.formats.os.replace", fail)
-    with pytest.raises(OSError, match="disk full"):
-        write_text_atomic(target, "new\n")
-    assert target.read_text() == "old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
 
 
 def test_openwebtext_reads_the_text_field_of_real_format_records(tmp_path):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from test_tables import run_report_command  # tests/ is on sys.path (no __init__.py)
 
+from mendrepro.report import cli as report_cli
 from mendrepro.report import figures, tables
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -87,7 +88,7 @@ def test_figure3_memory_labels(tmp_path):
 def test_main_figure3_memory(tmp_path, summaries, not_in_figure, capsys):
     out = tmp_path / "figs" / "figure3_memory"
     argv = ["figure3-memory", "--train-metrics", *map(str, summaries + not_in_figure), "--out", str(out)]
-    assert tables.main([*argv, "--profile", "tiny"]) == 0
+    assert report_cli.main([*argv, "--profile", "tiny"]) == 0
     captured = capsys.readouterr()
     written = [out.with_suffix(s) for s in (".png", ".pdf", ".csv")]
     assert captured.out.split() == list(map(str, written))
@@ -108,7 +109,7 @@ def test_main_figure3_memory(tmp_path, summaries, not_in_figure, capsys):
 def test_figure3_memory_mixed_kinds_is_an_error(tmp_path, summaries, capsys):
     cuda = _write(tmp_path / "gpu.json", _summary("fever", "bert", "mend", 80.0, kind="cuda_max_allocated"))
     out = tmp_path / "fig"
-    assert tables.main(["figure3-memory", "--train-metrics", *map(str, summaries + [cuda]), "--out", str(out)]) == 1
+    assert report_cli.main(["figure3-memory", "--train-metrics", *map(str, summaries + [cuda]), "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "error: the training summaries mix memory kinds" in err
     assert "gpu.json" in err and str(summaries[0]) in err
@@ -117,7 +118,7 @@ def test_figure3_memory_mixed_kinds_is_an_error(tmp_path, summaries, capsys):
 
 def test_figure3_memory_bad_inputs(tmp_path, summaries, capsys):
     out = str(tmp_path / "fig")
-    assert tables.main(["figure3-memory", "--train-metrics", str(tmp_path / "absent.json"), "--out", out]) == 1
+    assert report_cli.main(["figure3-memory", "--train-metrics", str(tmp_path / "absent.json"), "--out", out]) == 1
     assert "training summary file not found" in capsys.readouterr().err
     bad = _write(tmp_path / "bad.json", _summary("zsre", "bart", "mend", 1.0, kind="rss"))
     with pytest.raises(tables.MetricsError, match="memory.kind must be one of") as info:
@@ -127,7 +128,7 @@ def test_figure3_memory_bad_inputs(tmp_path, summaries, capsys):
     with pytest.raises(tables.MetricsError, match="nomem.json: key 'memory' must be an object"):
         figures.load_train_summaries([no_memory])
     dup = _write(tmp_path / "dup.json", _summary("zsre", "bart", "mend", 1.0))
-    assert tables.main(["figure3-memory", "--train-metrics", *map(str, summaries + [dup]), "--out", out]) == 1
+    assert report_cli.main(["figure3-memory", "--train-metrics", *map(str, summaries + [dup]), "--out", out]) == 1
     assert "same bar (task/model/editor): zsre/bart/mend" in capsys.readouterr().err
 
 
@@ -177,9 +178,8 @@ def test_probe_table(probes):
 
 def test_main_memory_probe_report(tmp_path, probes, capsys):
     out = tmp_path / "figs" / "memory_probe"
-    assert (
-        tables.main(["memory-probe-report", "--probe", *map(str, probes), "--out", str(out), "--profile", "tiny"]) == 0
-    )
+    argv = ["memory-probe-report", "--probe", *map(str, probes), "--out", str(out)]
+    assert report_cli.main([*argv, "--profile", "tiny"]) == 0
     written = [out.with_suffix(s) for s in (".md", ".csv", ".png", ".pdf")]
     assert capsys.readouterr().out.split() == list(map(str, written))
     assert all(p.stat().st_size > 0 for p in written)
@@ -194,14 +194,14 @@ def test_main_memory_probe_report(tmp_path, probes, capsys):
 def test_memory_probe_bad_inputs(tmp_path, probes, capsys):
     out = tmp_path / "probe"
     gpu = _write(tmp_path / "gpu.json", _probe("gpt-j", 6_000_000_000, kind="cuda_max_allocated_delta"))
-    assert tables.main(["memory-probe-report", "--probe", *map(str, probes + [gpu]), "--out", str(out)]) == 1
+    assert report_cli.main(["memory-probe-report", "--probe", *map(str, probes + [gpu]), "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "mix memory kinds" in err and "gpu.json" in err
     assert not list(tmp_path.glob("probe.*"))
     again = _write(tmp_path / "again.json", _probe("bert-base", 110_000_000))
-    assert tables.main(["memory-probe-report", "--probe", *map(str, probes + [again]), "--out", str(out)]) == 1
+    assert report_cli.main(["memory-probe-report", "--probe", *map(str, probes + [again]), "--out", str(out)]) == 1
     assert "same size: bert-base" in capsys.readouterr().err
-    assert tables.main(["memory-probe-report", "--probe", str(tmp_path / "absent.json"), "--out", str(out)]) == 1
+    assert report_cli.main(["memory-probe-report", "--probe", str(tmp_path / "absent.json"), "--out", str(out)]) == 1
     assert "absent.json" in capsys.readouterr().err
     record = _probe("x", 1)
     del record["editors"]["mend"]["seconds"]

@@ -151,7 +151,7 @@ def test_saving_draws_no_random_number_and_a_half_written_state_is_not_resumed(t
     # A kill while saving the next checkpoint leaves tmp-*: the complete one is resumed, with its best file.
     (ckpt.dir / "tmp-000000020").mkdir()
     (ckpt.dir / "new").write_bytes(b"newer best, not in any checkpoint")
-    os.replace(ckpt.dir / "new", best)  # as train.py's save_atomic replaces it, never writing in place
+    os.replace(ckpt.dir / "new", best)  # as atomic.torch_save replaces it, never writing in place
     weight = net.weight.detach().clone()
     with torch.no_grad():
         net.weight.zero_()

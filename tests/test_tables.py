@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mendrepro.report import ablations, batched, paper, tables
+from mendrepro.report import cli as report_cli
 
 
 def _metrics(task: str, editor: str, es: float, dd: float, **extra) -> dict:
@@ -284,7 +285,7 @@ def test_write_table_replaces_existing(tmp_path):
 
 def test_main(tmp_path, metric_files, capsys):
     out = tmp_path / "figs" / "table4"
-    rc = tables.main(["table4", "--metrics", *map(str, metric_files), "--out", str(out), "--profile", "tiny"])
+    rc = report_cli.main(["table4", "--metrics", *map(str, metric_files), "--out", str(out), "--profile", "tiny"])
     assert rc == 0
     assert capsys.readouterr().out.split() == [str(out) + s for s in (".md", ".tex", ".csv")]
     back = pd.read_csv(out.with_suffix(".csv"), index_col=0, dtype=str, keep_default_na=False)
@@ -294,7 +295,7 @@ def test_main(tmp_path, metric_files, capsys):
 
 
 def test_main_missing_file(tmp_path, capsys):
-    rc = tables.main(["table4", "--metrics", str(tmp_path / "absent.json"), "--out", str(tmp_path / "t")])
+    rc = report_cli.main(["table4", "--metrics", str(tmp_path / "absent.json"), "--out", str(tmp_path / "t")])
     assert rc == 1
     assert "absent.json" in capsys.readouterr().err
     assert not (tmp_path / "t.md").exists()
@@ -497,7 +498,7 @@ def test_main_table3(tmp_path, table3_files, metric_files, capsys):
 
     out2 = tmp_path / "figs" / "table3_all"
     argv = ["table3", "--metrics", *map(str, table3_files), "--out", str(out2), "--show-paper-only"]
-    assert tables.main(argv) == 0
+    assert report_cli.main(argv) == 0
     back = pd.read_csv(out2.with_suffix(".csv"), index_col=0, dtype=str, keep_default_na=False)
     assert list(back.index) == ["FT", "FT+KL", "KE", "MEND", "ENN (beyond Table 3)"]
 
@@ -551,7 +552,7 @@ def test_table4_ignores_editors_trained_with_several_edits(tmp_path, metric_file
 def test_report_commands_are_the_parser_commands():
     from mendrepro.report import TABLE_COMMANDS
 
-    sub = next(a for a in tables.build_parser()._actions if a.dest == "command")
+    sub = next(a for a in report_cli.build_parser()._actions if a.dest == "command")
     assert set(sub.choices) == set(TABLE_COMMANDS)
 
 
@@ -695,7 +696,7 @@ def test_table5_caption(table5_files):
 def test_main_table5(tmp_path, table5_files, table5_others, capsys):
     out = tmp_path / "figs" / "table5"
     argv = ["table5", "--metrics", *map(str, table5_files + table5_others), "--out", str(out), "--profile", "tiny"]
-    assert tables.main(argv) == 0
+    assert report_cli.main(argv) == 0
     captured = capsys.readouterr()
     assert captured.out.split() == [str(out) + s for s in (".md", ".tex", ".csv")]
     for p in table5_others:
@@ -710,10 +711,10 @@ def test_main_table5(tmp_path, table5_files, table5_others, capsys):
 
 def test_main_table5_bad_inputs(tmp_path, table5_files, capsys):
     out = tmp_path / "t5"
-    assert tables.main(["table5", "--metrics", str(tmp_path / "absent.json"), "--out", str(out)]) == 1
+    assert report_cli.main(["table5", "--metrics", str(tmp_path / "absent.json"), "--out", str(out)]) == 1
     assert "absent.json" in capsys.readouterr().err
     dup = _write(tmp_path, "dup", {**_metrics5("enn", 125, 0.5, 0.0), "editor": "enn-big"})
-    assert tables.main(["table5", "--metrics", *map(str, table5_files + [dup]), "--out", str(out)]) == 1
+    assert report_cli.main(["table5", "--metrics", *map(str, table5_files + [dup]), "--out", str(out)]) == 1
     assert "error: several metrics files for the same Table 5 cell" in capsys.readouterr().err
     assert not out.with_suffix(".md").exists()
 
@@ -804,14 +805,15 @@ def test_table6_caption(table6_files):
 
 def test_main_table6(tmp_path, table6_files, capsys):
     out = tmp_path / "table6"
-    assert tables.main(["table6", "--metrics", *map(str, table6_files), "--out", str(out), "--profile", "tiny"]) == 0
+    argv = ["table6", "--metrics", *map(str, table6_files), "--out", str(out)]
+    assert report_cli.main([*argv, "--profile", "tiny"]) == 0
     assert capsys.readouterr().out.split() == [str(out) + s for s in (".md", ".tex", ".csv")]
     back = pd.read_csv(out.with_suffix(".csv"), index_col=0, dtype=str, keep_default_na=False)
     assert list(back.index) == ["No norm", "Only δ", "MEND"]
     assert back.loc["MEND", "zsRE params (ours)"] == "1.19M"
     tex = out.with_suffix(".tex").read_text(encoding="utf-8")
     assert r"Only \ensuremath{\delta}" in tex and r"O((m+n)\ensuremath{^2})" in tex
-    assert tables.main(["table6", "--metrics", str(tmp_path / "absent.json"), "--out", str(out)]) == 1
+    assert report_cli.main(["table6", "--metrics", str(tmp_path / "absent.json"), "--out", str(out)]) == 1
     assert "absent.json" in capsys.readouterr().err
 
 
@@ -872,6 +874,6 @@ def test_seeds_in_tables_5_and_6_and_ignored_files(tmp_path, table5_files, capsy
     # files of an ignored cell are named one by one
     wiki = [_write(tmp_path, f"wiki_s{s}", _metrics("wikitext", "mend", 0.5, 0.1, seed=s)) for s in (0, 1)]
     out = tmp_path / "t5"
-    assert tables.main(["table5", "--metrics", *map(str, files + wiki), "--out", str(out)]) == 0
+    assert report_cli.main(["table5", "--metrics", *map(str, files + wiki), "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert f"warning: {wiki[0]} is not a Table 5 result" in err and f"warning: {wiki[1]} is not" in err

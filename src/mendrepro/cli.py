@@ -30,7 +30,8 @@ from mendrepro.memory import start_peak_window
 from mendrepro.models import freeze, load_model, save_model
 from mendrepro.pretrain import pretrain
 from mendrepro.pretrained import fetch_source
-from mendrepro.report import TABLE_COMMANDS, tables
+from mendrepro.report import TABLE_COMMANDS
+from mendrepro.report import cli as report_cli
 from mendrepro.resume import Checkpointing, discard, fingerprint
 from mendrepro.sampling import self_sample
 from mendrepro.splits import dev_split, validation_batches
@@ -225,7 +226,7 @@ EXTERNAL = {"memory-probe": "peak memory of one editor training step at the pape
 
 def _report_help() -> dict[str, str]:
     """Each report command's one-line help, read from the report parser (the one place it is written)."""
-    parser = tables.build_parser()
+    parser = report_cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return {a.dest: a.help for a in sub._choices_actions}
 
@@ -324,7 +325,7 @@ def build_parser(with_external: bool = True) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TABLE_COMMANDS:
-        return tables.main(argv)
+        return report_cli.main(argv)
     if argv and argv[0] in EXTERNAL:
         from mendrepro.probe import main as probe_main
 

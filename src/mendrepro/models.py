@@ -7,10 +7,7 @@ at the architecture; which weights are edited is a list of regular expressions i
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +29,8 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 from transformers.pytorch_utils import Conv1D
+
+from mendrepro import atomic
 
 FAMILIES = {"bart": "seq2seq", "t5": "seq2seq", "gpt2": "lm", "gptneo": "lm", "gptj": "lm", "bert": "binary"}
 
@@ -229,19 +228,10 @@ def build_model(spec: ModelSpec, tok: PreTrainedTokenizerFast, seed: int) -> nn.
 
 def save_model(model: nn.Module, tok: PreTrainedTokenizerFast, spec: ModelSpec, out_dir: Path) -> None:
     """Write model, tokenizer and spec into ``out_dir`` atomically (temp dir, then rename)."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic.staging_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "spec.json").write_text(json.dumps({"name": spec.name, "arch": spec.arch}))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_model(path: Path, arch: str) -> tuple[nn.Module, PreTrainedTokenizerFast]:

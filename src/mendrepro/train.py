@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -25,6 +24,7 @@ import torch
 from accelerate import Accelerator
 from tqdm import tqdm
 
+from mendrepro import atomic
 from mendrepro.batches import forward, to_device
 from mendrepro.config import TrainConfig
 from mendrepro.editors.base import Editor
@@ -57,18 +57,6 @@ def edit_losses(editor: Editor, req: EditRequest, device, apply=None) -> dict[st
     if extra is not None:
         parts["extra"] = extra
     return parts
-
-
-def save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LoopState:
@@ -122,7 +110,6 @@ def train_editor(
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     every = interval(checkpointing.every, cfg.accumulate) if checkpointing else 0
-    # Same file name as the output: torch.save names its archive after the file, so the bytes match it.
     best_path = checkpointing.dir / out_path.name if every else out_path
     state = LoopState(rng, sample)
     if every:
@@ -175,7 +162,7 @@ def train_editor(
             if val["loss"] < state.best:
                 state.best, state.best_step = val["loss"], step
                 if accelerator.is_main_process:
-                    save_atomic(core.state_dict(), best_path)
+                    atomic.torch_save(core.state_dict(), best_path)
             elif step - state.best_step >= cfg.patience:
                 log.info("early stop at step %d (best %.4f at step %d)", step, state.best, state.best_step)
                 stopped_early = True

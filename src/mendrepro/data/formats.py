@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from mendrepro import atomic
 
 
 class DataFormatError(ValueError):
@@ -90,32 +91,12 @@ def record_id(obj: dict[str, Any], path: str | os.PathLike[str], line: int) -> s
     return str(value)
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write text to `path` through a temp file in the same directory, so readers never see half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; make outputs readable like ordinary files.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
-
-
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> Path:
     """Write one JSON document atomically (keys in insertion order, so output is deterministic)."""
-    return write_text_atomic(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+    return atomic.write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
 def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[Any]) -> Path:
     """Write one JSON value per line atomically."""
     text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    return write_text_atomic(path, text)
+    return atomic.write_text(path, text)

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mendrepro import atomic
 from mendrepro.data.download import MIRROR_KEY, DownloadError, HubAsset, fetch_hub, sha256_file
 from mendrepro.data.fever import load_fever
-from mendrepro.data.formats import DataFormatError, write_jsonl_atomic, write_text_atomic
+from mendrepro.data.formats import DataFormatError, write_jsonl_atomic
 from mendrepro.data.nq import load_nq
 from mendrepro.data.openwebtext import load_openwebtext
 from mendrepro.data.wikitext import load_self_sample, load_wikitext_raw
@@ -194,7 +195,7 @@ def export_hub(spec: HubDataset, out: Path, *, mirror: str | None = None, cache_
         rows = list(ds[spec.column])
     if spec.key.startswith("wiki_"):
         # Wikitext-103 raw: one row per line, as the dataset's rows are the file's lines.
-        write_text_atomic(out, "".join(r.rstrip("\n") + "\n" for r in rows))
+        atomic.write_text(out, "".join(r.rstrip("\n") + "\n" for r in rows))
     else:
         write_jsonl_atomic(out, ({spec.column: r} for r in rows))
     check_format(spec.key, out)

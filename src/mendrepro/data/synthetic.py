@@ -23,7 +23,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mendrepro.data.formats import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from mendrepro import atomic
+from mendrepro.data.formats import write_json_atomic, write_jsonl_atomic
 
 SPLITS = ("train", "dev", "nq")
 FEVER_LABELS = ("SUPPORTS", "REFUTES")
@@ -632,8 +633,8 @@ def write_world(world: World, out_dir: Path) -> dict[str, Path]:
     half = len(nq) // 2
     write_json_atomic(paths["nq_train"], nq_file(nq[:half]), indent=None)
     write_json_atomic(paths["nq_dev"], nq_file(nq[half:]), indent=None)
-    write_text_atomic(paths["wiki_train"], wikitext_raw(world.wiki_train))
-    write_text_atomic(paths["wiki_valid"], wikitext_raw(world.wiki_valid))
+    atomic.write_text(paths["wiki_train"], wikitext_raw(world.wiki_train))
+    atomic.write_text(paths["wiki_valid"], wikitext_raw(world.wiki_valid))
     write_jsonl_atomic(paths["pretrain_qa"], pretrain_qa_rows(world))
     write_jsonl_atomic(paths["pretrain_fever"], pretrain_fever_rows(world))
     write_json_atomic(paths["world"], world_summary(world))

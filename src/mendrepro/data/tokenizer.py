@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
+
+from mendrepro import atomic
 
 # Ids 0..6 in this order; models read pad/unk/cls/sep/mask/bos/eos ids from the tokenizer, not from here.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>")
@@ -35,15 +35,8 @@ def train_word_tokenizer(
         if tok.convert_tokens_to_ids(t) != i:  # models and tests rely on these ids
             raise RuntimeError(f"special token {t!r} got id {tok.convert_tokens_to_ids(t)}, expected {i}")
 
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with atomic.staging_dir(out_dir) as tmp:
         tok.save_pretrained(tmp)
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return tok
 
 
@@ -60,17 +53,6 @@ def wrap_tokenizer(raw: Tokenizer, model_max_length: int = 512) -> PreTrainedTok
         eos_token="</s>",
         model_max_length=model_max_length,
     )
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move directory `src` to `dst`, replacing an old `dst` (os.replace cannot overwrite a non-empty dir)."""
-    if dst.exists():
-        old = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".old"))
-        os.replace(dst, old / dst.name)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerFast:

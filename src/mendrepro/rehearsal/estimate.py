@@ -35,6 +35,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from mendrepro import atomic
+
 A100_FP32_TFLOPS = 19.5
 _ELAPSED = re.compile(r"evaluate k=\d+:\s+100%\|[^|]*\|\s*(\d+)/\d+ \[(?:(\d+):)?(\d+):(\d+)<")
 
@@ -190,11 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules = per_rule(df)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from mendrepro.data.formats import write_text_atomic
 
-    write_text_atomic(out.with_suffix(".csv"), df.to_csv(index=False))
+    atomic.write_text(out.with_suffix(".csv"), df.to_csv(index=False))
     text = render(df, rules, speedup, gflops, args)
-    write_text_atomic(out.with_suffix(".md"), text)
+    atomic.write_text(out.with_suffix(".md"), text)
     print(text)
     return 0
 

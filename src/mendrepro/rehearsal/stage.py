@@ -29,7 +29,6 @@ import logging
 import random
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,9 +36,9 @@ from typing import Any
 
 import yaml
 
+from mendrepro import atomic
 from mendrepro.data.formats import write_json_atomic
 from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_world, write_world
-from mendrepro.data.tokenizer import _replace_dir
 from mendrepro.data.wikitext import SelfSample, write_self_sample
 from mendrepro.rehearsal.tokenizers import write_bert_tokenizer, write_bpe_tokenizer
 
@@ -298,17 +297,10 @@ def table_models(config: dict, tables: Sequence[str]) -> list[str]:
 def stage(config: dict, out: Path, *, tables: Sequence[str] = ("table4",), small: bool = False, seed: int = 0) -> dict:
     """Write the mirror of ``config`` (the paper profile) for ``tables`` into ``out``; what it holds."""
     t0 = time.time()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with atomic.staging_dir(out) as tmp:
         staged = _stage_into(config, tmp, tables, small, seed)
         staged["seconds"] = round(time.time() - t0, 1)
         write_json_atomic(tmp / "staged.json", staged)  # last: its presence marks a complete mirror
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return staged
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tokenizers import ByteLevelBPETokenizer, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-from mendrepro.data.formats import write_text_atomic
+from mendrepro import atomic
 
 BERT_SPECIALS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
 BERT_FIRST_FREE = 999  # bert-base-uncased: ids 1-99 and 104-998 are [unused0] ... [unused993]
@@ -65,8 +65,8 @@ def bert_vocab(texts: Sequence[str], size: int = 30522) -> list[str]:
 def write_bert_tokenizer(texts: Sequence[str], out_dir: Path, size: int = 30522, max_len: int = 512) -> None:
     """``vocab.txt`` and ``tokenizer_config.json`` as in bert-base-uncased."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "vocab.txt", "".join(t + "\n" for t in bert_vocab(texts, size)))
-    write_text_atomic(
+    atomic.write_text(out_dir / "vocab.txt", "".join(t + "\n" for t in bert_vocab(texts, size)))
+    atomic.write_text(
         out_dir / "tokenizer_config.json", json.dumps({"do_lower_case": True, "model_max_length": max_len})
     )
 
@@ -98,5 +98,5 @@ def write_bpe_tokenizer(
     """``vocab.json`` and ``merges.txt`` (GPT-2's ``#version: 0.2`` header) as in facebook/bart-base and distilgpt2."""
     vocab, merges = bpe_files(texts, size, front, back)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "vocab.json", json.dumps(vocab, ensure_ascii=False))
-    write_text_atomic(out_dir / "merges.txt", "#version: 0.2\n" + "".join(m + "\n" for m in merges))
+    atomic.write_text(out_dir / "vocab.json", json.dumps(vocab, ensure_ascii=False))
+    atomic.write_text(out_dir / "merges.txt", "#version: 0.2\n" + "".join(m + "\n" for m in merges))

@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> list[Path]:
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
-    """Register ``table6`` on the report command line (:func:`mendrepro.report.tables.build_parser`)."""
+    """Register ``table6`` on the report command line (:func:`mendrepro.report.cli.build_parser`)."""
     p = sub.add_parser("table6", help="Table 6: MEND ablations on Wikitext/distilGPT-2 and zsRE/BART, one edit")
     tables.add_table_arguments(p)
     p.set_defaults(run=_run)

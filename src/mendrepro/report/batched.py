@@ -155,7 +155,7 @@ def _run(args: argparse.Namespace) -> list[Path]:
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
-    """Register ``table5`` on the report command line (:func:`mendrepro.report.tables.build_parser`)."""
+    """Register ``table5`` on the report command line (:func:`mendrepro.report.cli.build_parser`)."""
     p = sub.add_parser("table5", help="Table 5: ENN and MEND with k = 1…125 edits at once, zsRE/BART")
     tables.add_table_arguments(p)
     p.set_defaults(run=_run)

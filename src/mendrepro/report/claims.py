@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mendrepro import atomic
 from mendrepro.report import paper, tables
 
 REPRODUCED = "reproduced"
@@ -1145,8 +1146,8 @@ def write_claims(df: pd.DataFrame, stem: Path, header: str, text: str) -> list[P
     md = pd.DataFrame({c: [_md_cell(v, c in numbers) for v in df[c]] for c in df.columns})
     table = md.to_markdown(index=False, stralign="left", numalign="left", disable_numparse=True)
     md_path, csv_path = tables.stem_path(stem, "md"), tables.stem_path(stem, "csv")
-    tables.atomic_write_text(md_path, f"# {header}\n\n*{text}*\n\n{table}\n")
-    tables.atomic_write_text(csv_path, df.to_csv(index=False, lineterminator="\n"))
+    atomic.write_text(md_path, f"# {header}\n\n*{text}*\n\n{table}\n")
+    atomic.write_text(csv_path, df.to_csv(index=False, lineterminator="\n"))
     return [md_path, csv_path]
 
 
@@ -1167,7 +1168,7 @@ def _run(args: argparse.Namespace) -> list[Path]:
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
-    """Register ``claims`` on the report command line (:func:`mendrepro.report.tables.build_parser`)."""
+    """Register ``claims`` on the report command line (:func:`mendrepro.report.cli.build_parser`)."""
     p = sub.add_parser("claims", help="the paper's claims: statistic, 95%% bootstrap interval and verdict (md, csv)")
     p.add_argument("--metrics", nargs="+", required=True, type=Path, help="metrics.json files (edits.jsonl beside)")
     p.add_argument("--train", nargs="*", default=[], type=Path, help="editors' training summaries (train.json)")

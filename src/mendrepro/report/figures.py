@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from mendrepro import atomic
 from mendrepro.report import paper, tables
 
 FIGURE_FORMATS = ("png", "pdf")
@@ -98,7 +99,7 @@ def save_figure(fig: Any, stem: Path) -> list[Path]:
         metadata = {"Software": None} if fmt == "png" else {"CreationDate": None, "Producer": None}
         fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
         path = tables.stem_path(stem, fmt)
-        tables.atomic_write_bytes(path, buf.getvalue())
+        atomic.write_bytes(path, buf.getvalue())
         written.append(path)
     return written
 
@@ -286,7 +287,7 @@ def render_figure3_memory(summaries: pd.DataFrame, stem: Path, profile: str | No
     finally:
         plt.close(fig)
     csv_path = tables.stem_path(stem, "csv")
-    tables.atomic_write_text(csv_path, data.to_csv(index=False, lineterminator="\n"))
+    atomic.write_text(csv_path, data.to_csv(index=False, lineterminator="\n"))
     return [*written, csv_path]
 
 
@@ -441,7 +442,7 @@ def _run_probe(args: argparse.Namespace) -> list[Path]:
 # Command line
 # ----------------------------------------------------------------------------------------------------------
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``figure3-memory`` and ``memory-probe-report`` (:func:`mendrepro.report.tables.build_parser`)."""
+    """Register ``figure3-memory`` and ``memory-probe-report`` (:func:`mendrepro.report.cli.build_parser`)."""
     p = sub.add_parser("figure3-memory", help="memory figure: peak memory while training each editor (png, pdf, csv)")
     p.add_argument("--train-metrics", nargs="+", required=True, type=Path, help="training summaries (train.json)")
     p.add_argument("--out", required=True, type=Path, help="output stem: writes STEM.png, STEM.pdf, STEM.csv")

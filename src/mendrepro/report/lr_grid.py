@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mendrepro import atomic
 from mendrepro.report import tables
 
 COLUMNS = ("key", "task", "model", "editor", "lr", "accumulate", "best_val_loss", "best_step", "steps", "chosen")
@@ -79,7 +80,7 @@ def config_block(df: pd.DataFrame) -> str:
 def run(args: argparse.Namespace) -> list[Path]:
     df = load_runs(args.runs)
     csv_path, md_path = tables.stem_path(args.out, "csv"), tables.stem_path(args.out, "md")
-    tables.atomic_write_text(csv_path, df.to_csv(index=False))
+    atomic.write_text(csv_path, df.to_csv(index=False))
     lrs = sorted(set(df["lr"]))
     profile = f" ({args.profile} profile)" if args.profile else ""
     body = [
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> list[Path]:
                 cell = f"{r.best_val_loss:.4f} (step {r.best_step})"
                 cells.append(f"**{cell}**" if r.chosen else cell)
         body.append(f"| {key} | " + " | ".join(cells) + " |")
-    tables.atomic_write_text(md_path, "\n".join(body) + "\n")
+    atomic.write_text(md_path, "\n".join(body) + "\n")
     return [md_path, csv_path]
 
 

@@ -26,13 +26,13 @@ import json
 import math
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from mendrepro import atomic
 from mendrepro.report import paper
 
 REQUIRED_KEYS: tuple[str, ...] = ("task", "model", "editor", "n_edits", "n", "es", "dd", "dd_kind")
@@ -660,34 +660,6 @@ def _markdown_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "\\*_`" else ch for ch in text)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``path`` atomically: a temporary file in the same folder, synced, then renamed over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's file is private: give it a normal file's mode
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` as UTF-8, atomically (:func:`atomic_write_bytes`), newlines as given."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def stem_path(stem: Path, ext: str) -> Path:
     """``stem`` with ``.ext`` appended (``figures/tiny/table4`` -> ``figures/tiny/table4.md``)."""
     stem = Path(stem)
@@ -726,7 +698,7 @@ def write_table(df: pd.DataFrame, stem: Path, caption: str, formats: Sequence[st
         else:
             text = df.to_csv(index=True, lineterminator="\n")
         path = stem_path(stem, fmt)
-        atomic_write_text(path, text)
+        atomic.write_text(path, text)
         written.append(path)
     return written
 
@@ -743,61 +715,3 @@ def add_table_arguments(p: argparse.ArgumentParser, *, paper_only: bool = True) 
         p.add_argument(
             "--show-paper-only", action="store_true", help="also show the paper's editors that we did not run"
         )
-
-
-_ONE_EDIT_TABLES = {
-    "table3": (table3_rows, table3, table3_caption),
-    "table4": (table4_rows, table4, table4_caption),
-}
-
-
-def _run_one_edit(args: argparse.Namespace) -> list[Path]:
-    metrics = load_metrics(args.metrics)
-    rows_fn, table_fn, caption_fn = _ONE_EDIT_TABLES[args.command]
-    used = rows_fn(metrics)
-    number = args.command.removeprefix("table")
-    warn_ignored(unused_paths(metrics, used), f"is not a Table {number} result (task/model/n_edits/train_k)")
-    df = table_fn(metrics, include_paper_only=args.show_paper_only)
-    return write_table(df, args.out, caption_fn(metrics, profile=args.profile))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The report commands (:data:`mendrepro.report.TABLE_COMMANDS`), each with ``run(args) -> written paths``."""
-    from mendrepro.report import ablations, batched, claims, figures, lr_grid  # they build on this module
-
-    parser = argparse.ArgumentParser(
-        prog="python -m mendrepro",
-        description="Render the paper's tables (md, tex, csv) and figures (png, pdf, csv) from raw outputs.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (
-        ("table3", "Table 3: GPT-Neo 2.7B, GPT-J 6B on Wikitext; T5-XL, T5-XXL on zsRE; one edit"),
-        ("table4", "Table 4: FEVER/BERT, zsRE/BART, Wikitext/distilGPT-2, one edit"),
-    ):
-        p = sub.add_parser(name, help=help_text)
-        add_table_arguments(p)
-        p.set_defaults(run=_run_one_edit)
-    batched.add_command(sub)
-    ablations.add_command(sub)
-    figures.add_commands(sub)
-    claims.add_command(sub)
-    lr_grid.add_command(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one report command; print the written paths. Exit status 1 with ``error: ...`` on a bad input."""
-    args = build_parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], list[Path]] = args.run
-    try:
-        written = run(args)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    for path in written:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
