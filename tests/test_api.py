@@ -15,7 +15,7 @@ from torch import nn
 from mendrepro import cli
 from mendrepro.api import Request, load_editor
 from mendrepro.batches import forward
-from mendrepro.config import Experiment, resolve_experiment
+from mendrepro.config import Experiment, base_model_experiment, resolve_experiment
 from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_world, write_world
 from mendrepro.data.tokenizer import train_word_tokenizer
 from mendrepro.data.zsre import load_zsre
@@ -65,6 +65,91 @@ def runs(tmp_path_factory):
         yield root, records
     finally:
         os.chdir(cwd)
+
+
+@pytest.fixture(scope="module")
+def fever_wiki_runs(tmp_path_factory):
+    """MEND (trained two steps) and FT run directories of the micro profile's FEVER/BERT and Wikitext/GPT-2
+    experiments, written by the pipeline's commands as in :func:`runs` (Wikitext's edits self-sampled from the
+    random GPT-2 by the `self-sample` command)."""
+    root = tmp_path_factory.mktemp("api_fever_wiki")
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        config = yaml.safe_load((ROOT / "tests/fixtures/micro.yaml").read_text())
+        config["train"].update(steps=2, val_every=2, n_val=1, accumulate=1)
+        config["eval"].update(n_edits=2)
+        world = generate_world(WorldConfig(**config["world"]))
+        write_world(world, Path("results/micro/world"))
+        tok = train_word_tokenizer(all_world_texts(world), Path("results/micro/tokenizer"))
+        data = {k: v.replace("{seed}", "0") for k, v in config["data"].items()}
+        for task, model, keys in (
+            ("fever", "bert", ("fever_train", "fever_dev")),
+            ("wikitext", "gpt2", ("wiki_train", "wiki_dev", "self_sample_train", "self_sample_dev")),
+        ):
+            model_dir = f"results/micro/seed0/models/{model}"
+            spec = Experiment.from_dict(resolve_experiment(config, task, model)).model
+            save_model(build_model(spec, tok, 0), tok, spec, Path(model_dir))
+            if task == "wikitext":
+                sampler = json.dumps(base_model_experiment(config, model, 0), sort_keys=True)
+                inputs = ["--wiki-train", data["wiki_train"], "--wiki-valid", data["wiki_dev"]]
+                outputs = ["--out-train", data["self_sample_train"], "--out-valid", data["self_sample_dev"]]
+                sample = ["self-sample", "--exp", sampler, "--model", model_dir, *inputs, *outputs]
+                assert cli.main(["--threads", "1", *sample]) == 0
+            files = json.dumps({k: data[k] for k in keys})
+            for kind in ("mend", "ft"):
+                run = f"results/micro/seed0/{task}/{model}/{kind}"
+                exp = json.dumps(resolve_experiment(config, task, model, kind, 0), sort_keys=True)
+                common = ["--exp", exp, "--model", model_dir, "--files", files]
+                ckpt = []
+                if kind == "mend":
+                    train = ["train", *common, "--out", f"{run}/editor.pt", "--metrics", f"{run}/train.json"]
+                    assert cli.main(["--threads", "1", *train]) == 0
+                    ckpt = ["--ckpt", f"{run}/editor.pt"]
+                evaluate = ["evaluate", *common, *ckpt, "--records", f"{run}/eval_k1/edits.jsonl"]
+                assert cli.main(["--threads", "1", *evaluate, "--metrics", f"{run}/eval_k1/metrics.json"]) == 0
+        yield root, data
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.parametrize("kind", ["mend", "ft"])
+def test_fever_edits_are_a_claim_and_its_new_label(fever_wiki_runs, kind):
+    root, data = fever_wiki_runs
+    editor = load_editor(root / f"results/micro/seed0/fever/bert/{kind}")
+    state = {n: p.clone() for n, p in editor.model.state_dict().items()}
+    claims = [json.loads(x)["input"] for x in Path(root / data["fever_dev"]).read_text().splitlines()[:2]]
+    before = editor.answer(claims)
+    assert set(before) <= {"SUPPORTS", "REFUTES"}
+    flipped = {"SUPPORTS": False, "REFUTES": True}
+    result = editor.edit([{"claim": c, "label": flipped[b]} for c, b in zip(claims, before, strict=True)])
+    assert [e.target for e in result.edits] == ["REFUTES" if b == "SUPPORTS" else "SUPPORTS" for b in before]
+    assert all(0 <= e.success <= 1 and e.seconds > 0 for e in result.edits)
+    # Success is the edited model's own answer: the label it now gives is the target exactly where it succeeded.
+    after = editor.answer(claims, result.model)
+    assert [float(a == e.target) for a, e in zip(after, result.edits, strict=True)] == [e.success for e in result.edits]
+    assert all(p.equal(state[n]) for n, p in editor.model.state_dict().items())
+    with pytest.raises(ValueError, match="FEVER targets are labels"):
+        editor.edit([(claims[0], "MAYBE")])
+
+
+@pytest.mark.parametrize("kind", ["mend", "ft"])
+def test_wikitext_edits_are_a_passage_and_its_new_continuation(fever_wiki_runs, kind):
+    root, data = fever_wiki_runs
+    editor = load_editor(root / f"results/micro/seed0/wikitext/gpt2/{kind}")
+    assert editor.exp.task == "wikitext" and editor.exp.model.arch == "gpt2"
+    state = {n: p.clone() for n, p in editor.model.state_dict().items()}
+    sample = json.loads(Path(root / data["self_sample_dev"]).read_text())
+    passage, continuation = sample["original"][0], sample["completions"][0]
+    result = editor.edit([(passage, continuation)])
+    assert isinstance(result.model, nn.Module) and result.model is not editor.model
+    assert (result.edits[0].prompt, result.edits[0].target) == (passage, continuation)
+    assert 0 <= result.edits[0].success <= 1 and result.edits[0].seconds > 0
+    if kind == "mend":  # MEND changes exactly its edited matrices
+        changed = {n for n, p in result.model.state_dict().items() if not p.equal(state[n])}
+        assert changed and changed <= set(editor.editor.param_names)
+    assert len(editor.answer([passage], result.model)) == 1
+    assert all(p.equal(state[n]) for n, p in editor.model.state_dict().items())
 
 
 def _facts(records, n=3):
