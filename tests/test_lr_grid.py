@@ -77,8 +77,8 @@ def test_accumulation_choice_is_what_the_two_grids_say():
     """config/tiny.yaml's accumulation (1) is the one with the lower best validation loss, over the rates both grids
     ran (1e-4, 3e-4, 1e-3), for most of the learned editors: the comment there cites 24 of 37."""
     cfg = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
-    one = pd.read_csv(ROOT / "config/lr_grid/tiny.csv")
-    ten = pd.read_csv(ROOT / "config/lr_grid/tiny-accumulate10.csv")
+    one = pd.read_csv(ROOT / "config/lr_grid/tiny-world100.csv")
+    ten = pd.read_csv(ROOT / "config/lr_grid/tiny-world100-accumulate10.csv")
     shared = set(ten["lr"])
     best_one = one[one["lr"].isin(shared)].groupby("key")["best_val_loss"].min()
     best_ten = ten.groupby("key")["best_val_loss"].min()
