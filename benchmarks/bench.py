@@ -56,11 +56,12 @@ import torch
 from torch import nn
 
 from mendrepro.batches import Batch, forward, scored_forward
+from mendrepro.config import ModelSpec
 from mendrepro.editors.base import Editor
 from mendrepro.editors.ke import KEConfig
 from mendrepro.losses import nll_per_example
 from mendrepro.memory import LIBC, PeakMemory, memory_kind
-from mendrepro.models import ModelSpec, build_model, edited_parameter_names, freeze
+from mendrepro.models import build_model, edited_parameter_names, freeze
 from mendrepro.probe import (
     MICRO_SIZES,
     PAPER_SIZES,

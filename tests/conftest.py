@@ -7,8 +7,9 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from mendrepro.config import ModelSpec
 from mendrepro.data.tokenizer import wrap_tokenizer
-from mendrepro.models import ModelSpec, build_model
+from mendrepro.models import build_model
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>"]
 WORDS = "where was born in the city of who plays what is a an and to for on at by it he she they".split()

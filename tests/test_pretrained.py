@@ -9,8 +9,9 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from mendrepro.config import ModelSpec
 from mendrepro.data.download import sha256_file
-from mendrepro.models import ModelSpec, build_model, load_model
+from mendrepro.models import build_model, load_model
 from mendrepro.pretrained import load_from_source, write_source_manifest
 
 ARCH_LIST = ["bart", "t5", "gpt2", "gptneo", "gptj", "bert"]

@@ -2,7 +2,7 @@
 
 :func:`resolve_experiment` turns config + task + model + editor (+ seed) into the experiment mapping a command
 receives as ``--exp`` JSON; :meth:`Experiment.from_dict` types it. The workflow imports this module at DAG start,
-so it imports neither torch nor transformers (the model spec's module is imported when an experiment is typed).
+so it imports neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -11,14 +11,42 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from mendrepro.editors.registry import editor_kind
 
-if TYPE_CHECKING:
-    from mendrepro.models import ModelSpec
-
 T = TypeVar("T")
+
+# Each architecture's output family: how its edits are scored and its locality measured.
+FAMILIES = {"bart": "seq2seq", "t5": "seq2seq", "gpt2": "lm", "gptneo": "lm", "gptj": "lm", "bert": "binary"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One base model: its architecture, size, and which weights editors change."""
+
+    name: str
+    arch: str  # a key of FAMILIES
+    edit_params: tuple[str, ...]
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ffn: int = 512
+    max_len: int = 64
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        return FAMILIES[self.arch]
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict) -> ModelSpec:
+        known = {k: d[k] for k in ("arch", "d_model", "n_layers", "n_heads", "d_ffn", "max_len") if k in d}
+        if "arch" not in known:
+            raise ValueError(f"model '{name}': missing 'arch' (one of {sorted(FAMILIES)})")
+        if known["arch"] not in FAMILIES:
+            raise ValueError(f"model '{name}': unknown arch '{known['arch']}' (one of {sorted(FAMILIES)})")
+        return cls(name=name, edit_params=tuple(d["edit_params"]), extra=dict(d.get("extra", {})), **known)
 
 
 def from_dict(cls: type[T], d: dict[str, Any] | None, where: str) -> T:
@@ -94,8 +122,6 @@ class Experiment:
     @classmethod
     def from_dict(cls, d: dict) -> Experiment:
         """The typed experiment of a mapping :func:`resolve_experiment` returned (or its JSON, read back)."""
-        from mendrepro.models import ModelSpec  # torch: only where an experiment is run, not at DAG start
-
         model = ModelSpec.from_dict(d["model"]["name"], d["model"])
         return cls(
             profile=d["profile"],

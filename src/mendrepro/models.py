@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,36 +30,7 @@ from transformers import (
 from transformers.pytorch_utils import Conv1D
 
 from mendrepro import atomic
-
-FAMILIES = {"bart": "seq2seq", "t5": "seq2seq", "gpt2": "lm", "gptneo": "lm", "gptj": "lm", "bert": "binary"}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One base model: its architecture, size, and which weights editors change."""
-
-    name: str
-    arch: str  # a key of FAMILIES
-    edit_params: tuple[str, ...]
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    d_ffn: int = 512
-    max_len: int = 64
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def family(self) -> str:
-        return FAMILIES[self.arch]
-
-    @classmethod
-    def from_dict(cls, name: str, d: dict) -> ModelSpec:
-        known = {k: d[k] for k in ("arch", "d_model", "n_layers", "n_heads", "d_ffn", "max_len") if k in d}
-        if "arch" not in known:
-            raise ValueError(f"model '{name}': missing 'arch' (one of {sorted(FAMILIES)})")
-        if known["arch"] not in FAMILIES:
-            raise ValueError(f"model '{name}': unknown arch '{known['arch']}' (one of {sorted(FAMILIES)})")
-        return cls(name=name, edit_params=tuple(d["edit_params"]), extra=dict(d.get("extra", {})), **known)
+from mendrepro.config import ModelSpec
 
 
 class BertClassifier(nn.Module):

@@ -16,14 +16,14 @@ import torch
 from tqdm import tqdm
 
 from mendrepro.batches import binary_batch, forward, lm_batch, seq2seq_batch
-from mendrepro.config import PretrainConfig
+from mendrepro.config import ModelSpec, PretrainConfig
 from mendrepro.data.fever import load_fever
 from mendrepro.data.formats import read_jsonl
 from mendrepro.data.nq import load_nq
 from mendrepro.data.wikitext import load_wikitext_raw
 from mendrepro.data.zsre import load_zsre
 from mendrepro.losses import accuracy_per_example, nll, nll_sum_and_count
-from mendrepro.models import ModelSpec, build_model
+from mendrepro.models import build_model
 
 log = logging.getLogger(__name__)
 

@@ -59,9 +59,10 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
 
+from mendrepro.config import FAMILIES
 from mendrepro.data.download import HubAsset, asset_from_dict, fetch, fetch_hub, sha256_file
 from mendrepro.data.formats import write_json_atomic
-from mendrepro.models import ARCHS, FAMILIES, BertClassifier
+from mendrepro.models import ARCHS, BertClassifier
 
 log = logging.getLogger(__name__)
 

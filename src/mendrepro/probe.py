@@ -40,14 +40,14 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from torch import nn
 
 from mendrepro.batches import Batch, forward, to_device
-from mendrepro.config import TrainConfig
+from mendrepro.config import ModelSpec, TrainConfig
 from mendrepro.data.formats import write_json_atomic
 from mendrepro.data.tokenizer import SPECIAL_TOKENS, wrap_tokenizer
 from mendrepro.editors.base import Editor
 from mendrepro.editors.options import FTConfig, KEConfig
 from mendrepro.editors.registry import KINDS
 from mendrepro.memory import LIBC, can_reset_hwm, peak_memory_mb, start_peak_window
-from mendrepro.models import ModelSpec, build_model, edited_parameter_names, freeze
+from mendrepro.models import build_model, edited_parameter_names, freeze
 from mendrepro.tasks import EditRequest
 from mendrepro.train import edit_losses
 
