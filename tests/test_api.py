@@ -28,6 +28,35 @@ KINDS = tuple(REGISTRY)  # every kind of the registry: a new editor is loaded an
 FILES = ("zsre_train", "zsre_dev", "nq_train", "nq_dev")
 
 
+def _micro_config() -> dict:
+    """The micro profile, with two training steps and two evaluated edits per run."""
+    config = yaml.safe_load((ROOT / "tests/fixtures/micro.yaml").read_text())
+    config["train"].update(steps=2, val_every=2, n_val=1, accumulate=1)
+    config["eval"].update(n_edits=2)
+    return config
+
+
+def _write_world(config: dict):
+    """The micro world and its tokenizer where the workflow writes them (in the working directory)."""
+    world = generate_world(WorldConfig(**config["world"]))
+    write_world(world, Path("results/micro/world"))
+    return train_word_tokenizer(all_world_texts(world), Path("results/micro/tokenizer"))
+
+
+def _write_run(config: dict, task: str, model: str, kind: str, files: str, learned: bool) -> None:
+    """One run directory as its jobs write it: `train` (learned editors), then `evaluate`."""
+    run, model_dir = f"results/micro/seed0/{task}/{model}/{kind}", f"results/micro/seed0/models/{model}"
+    exp = json.dumps(resolve_experiment(config, task, model, kind, 0), sort_keys=True)
+    common = ["--exp", exp, "--model", model_dir, "--files", files]
+    ckpt = []
+    if learned:
+        train = ["train", *common, "--out", f"{run}/editor.pt", "--metrics", f"{run}/train.json"]
+        assert cli.main(["--threads", "1", *train]) == 0
+        ckpt = ["--ckpt", f"{run}/editor.pt"]
+    evaluate = ["evaluate", *common, *ckpt, "--records", f"{run}/eval_k1/edits.jsonl"]
+    assert cli.main(["--threads", "1", *evaluate, "--metrics", f"{run}/eval_k1/metrics.json"]) == 0
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The micro profile's zsRE/BART runs of every editor kind, as the workflow's jobs write them (paths relative
@@ -37,30 +66,17 @@ def runs(tmp_path_factory):
     cwd = Path.cwd()
     os.chdir(root)
     try:
-        config = yaml.safe_load((ROOT / "tests/fixtures/micro.yaml").read_text())
-        config["train"].update(steps=2, val_every=2, n_val=1, accumulate=1)
-        config["eval"].update(n_edits=2)
+        config = _micro_config()
         # FT able to fit three facts into a random model within its step cap: the docs example's edits must take.
         config["editors"]["ft"]["options"].update(lr=0.003, max_steps=300)
         config["models"]["bart"].update(d_model=64, d_ffn=128)
-        world = generate_world(WorldConfig(**config["world"]))
-        write_world(world, Path("results/micro/world"))
-        tok = train_word_tokenizer(all_world_texts(world), Path("results/micro/tokenizer"))
+        tok = _write_world(config)
         files = json.dumps({k: config["data"][k] for k in FILES})
         model_dir = "results/micro/seed0/models/bart"
         spec = Experiment.from_dict(resolve_experiment(config, "zsre", "bart")).model
         save_model(build_model(spec, tok, 0), tok, spec, Path(model_dir))
         for kind in KINDS:
-            run = f"results/micro/seed0/zsre/bart/{kind}"
-            exp = json.dumps(resolve_experiment(config, "zsre", "bart", kind, 0), sort_keys=True)
-            common = ["--exp", exp, "--model", model_dir, "--files", files]
-            ckpt = []
-            if REGISTRY[kind].learned:
-                train = ["train", *common, "--out", f"{run}/editor.pt", "--metrics", f"{run}/train.json"]
-                assert cli.main(["--threads", "1", *train]) == 0
-                ckpt = ["--ckpt", f"{run}/editor.pt"]
-            evaluate = ["evaluate", *common, *ckpt, "--records", f"{run}/eval_k1/edits.jsonl"]
-            assert cli.main(["--threads", "1", *evaluate, "--metrics", f"{run}/eval_k1/metrics.json"]) == 0
+            _write_run(config, "zsre", "bart", kind, files, learned=REGISTRY[kind].learned)
         records = load_zsre(config["data"]["zsre_dev"])
         yield root, records
     finally:
@@ -76,12 +92,8 @@ def fever_wiki_runs(tmp_path_factory):
     cwd = Path.cwd()
     os.chdir(root)
     try:
-        config = yaml.safe_load((ROOT / "tests/fixtures/micro.yaml").read_text())
-        config["train"].update(steps=2, val_every=2, n_val=1, accumulate=1)
-        config["eval"].update(n_edits=2)
-        world = generate_world(WorldConfig(**config["world"]))
-        write_world(world, Path("results/micro/world"))
-        tok = train_word_tokenizer(all_world_texts(world), Path("results/micro/tokenizer"))
+        config = _micro_config()
+        tok = _write_world(config)
         data = {k: v.replace("{seed}", "0") for k, v in config["data"].items()}
         for task, model, keys in (
             ("fever", "bert", ("fever_train", "fever_dev")),
@@ -98,16 +110,7 @@ def fever_wiki_runs(tmp_path_factory):
                 assert cli.main(["--threads", "1", *sample]) == 0
             files = json.dumps({k: data[k] for k in keys})
             for kind in ("mend", "ft"):
-                run = f"results/micro/seed0/{task}/{model}/{kind}"
-                exp = json.dumps(resolve_experiment(config, task, model, kind, 0), sort_keys=True)
-                common = ["--exp", exp, "--model", model_dir, "--files", files]
-                ckpt = []
-                if kind == "mend":
-                    train = ["train", *common, "--out", f"{run}/editor.pt", "--metrics", f"{run}/train.json"]
-                    assert cli.main(["--threads", "1", *train]) == 0
-                    ckpt = ["--ckpt", f"{run}/editor.pt"]
-                evaluate = ["evaluate", *common, *ckpt, "--records", f"{run}/eval_k1/edits.jsonl"]
-                assert cli.main(["--threads", "1", *evaluate, "--metrics", f"{run}/eval_k1/metrics.json"]) == 0
+                _write_run(config, task, model, kind, files, learned=kind == "mend")
         yield root, data
     finally:
         os.chdir(cwd)
