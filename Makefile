@@ -2,6 +2,7 @@
 #
 #   make              build the venv (same as `make install`)
 #   make reproduce    run the whole DAG (tiny profile, the Snakefile's default)
+#   make reproduce-long  the same with four times the training budget (config/tiny-long.yaml)
 #   make test         pytest        make lint   ruff check + format check, snakefmt --check
 #   make dryrun       snakemake -n
 #   make check-fresh  prove that envs/requirements-pypi.lock resolves from PyPI alone (needs PyPI; not in `make test`)
@@ -38,7 +39,7 @@ LOCK_ARGS ?=
 SNAKE_FILES := Snakefile $(wildcard workflow/rules/*.smk)
 
 .DEFAULT_GOAL := install
-.PHONY: install reproduce test lint format lock lock-pypi check-fresh dryrun clean-results clean-venv
+.PHONY: install reproduce reproduce-long test lint format lock lock-pypi check-fresh dryrun clean-results clean-venv
 
 install: $(VENV)/.installed
 
@@ -48,6 +49,10 @@ $(VENV)/.installed: $(LOCK) $(PYPI_LOCK) pyproject.toml envs/install.py
 
 reproduce: $(VENV)/.installed
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
+
+# The convergence study (config/tiny-long.yaml): the tiny profile with four times the training budget.
+reproduce-long: $(VENV)/.installed
+	$(BIN)/snakemake --cores all --configfile config/tiny.yaml config/tiny-long.yaml $(SNAKEMAKE_ARGS)
 
 dryrun: $(VENV)/.installed
 	$(BIN)/snakemake -n $(SNAKEMAKE_ARGS)
