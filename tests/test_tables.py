@@ -655,6 +655,32 @@ def test_table5_rows_shown(tmp_path, table5_files):
     assert df.loc["ENN", "ES k=75 (paper)"] == "0.16"
 
 
+def test_table5_ft_is_a_row_beyond_the_paper(tmp_path, table5_files):
+    ft = [
+        _write(tmp_path, "ft_k1", _metrics5("ft", 1, 0.96, 0.017)),
+        _write(tmp_path, "ft_k125", _metrics5("ft", 125, 0.845, 0.472)),
+    ]
+    metrics = tables.load_metrics(table5_files + ft)
+    df = batched.table5(metrics)
+    assert list(df.index) == ["ENN", "MEND", "FT (beyond Table 5)"]
+    row = df.loc["FT (beyond Table 5)"]
+    assert row["ES k=125 (ours)"] == "0.845" and row["DD k=125 (ours)"] == "0.472"
+    assert row["ES k=1 (ours)"] == "0.960" and row["ES k=25 (ours)"] == tables.MISSING
+    assert (row[[c for c in df.columns if c.endswith("(paper)")]] == tables.MISSING).all()
+    caption = batched.table5_caption(metrics, profile="tiny-wide")
+    assert "FT (beyond Table 5) = fine-tuning on the k edits at once" in caption
+    assert tables.TINY_NOTE in caption
+    assert "FT (beyond" not in batched.table5_caption(tables.load_metrics(table5_files), profile="tiny")
+    # Without FT files, the paper's rows only, as before.
+    assert list(batched.table5(tables.load_metrics(table5_files)).index) == ["ENN", "MEND"]
+
+
+def test_tiny_note_covers_the_studies_read_over_the_tiny_profile():
+    assert tables.tiny_note("tiny") == tables.tiny_note("tiny-wide") == tables.tiny_note("tiny-long") != ""
+    assert tables.tiny_note("paper") == tables.tiny_note("rehearsal") == tables.tiny_note(None) == ""
+    assert tables.tiny_note("tinyish") == ""
+
+
 def test_table5_older_files_without_editor_keys(tmp_path):
     path = _write(tmp_path, "old", _metrics("zsre", "mend", 0.9, 0.0))  # no editor_kind, no train_k
     assert batched.table5(tables.load_metrics([path])).loc["MEND", "ES k=1 (ours)"] == "0.900"

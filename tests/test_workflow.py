@@ -75,10 +75,10 @@ def test_dry_run_plans_the_dag(tmp_path, config):
     counts = _job_counts(out)
     cfg = yaml.safe_load((ROOT / config).read_text())
     runs, learned = _planned_runs(cfg)
-    n_k = len(cfg["tables"]["table5"]["batches"]) - 1  # Table 5's k > 1 columns: ENN and MEND each
-    # Tables 3 and 4 (the paper's five editors, the cache and FT+L); Table 5's k > 1; Table 6's six MEND ablations
-    # on two tasks (its MEND row is Table 4's).
-    assert counts["evaluate"] == len(runs) == 3 * 7 + 4 * 4 + 2 * n_k + 6 * 2, counts
+    n_k = len(cfg["tables"]["table5"]["batches"]) - 1  # Table 5's k > 1 columns: ENN, MEND and FT each
+    # Tables 3 and 4 (the paper's five editors, the cache and FT+L); Table 5's k > 1 (FT evaluated, not trained);
+    # Table 6's six MEND ablations on two tasks (its MEND row is Table 4's).
+    assert counts["evaluate"] == len(runs) == 3 * 7 + 4 * 4 + 3 * n_k + 6 * 2, counts
     assert counts["train_editor"] == len(learned) == 3 * 3 + 4 * 2 + 2 * n_k + 6 * 2, counts
     assert counts["pretrain"] == len(cfg["models"]) == 7
     assert counts["table3"] == counts["table4"] == counts["world"] == counts["self_sample"] == 1
@@ -256,12 +256,17 @@ def test_micro_dag_end_to_end(micro_run):
         lines = (res / f"zsre/bart/{editor}-k5/eval_k5/edits.jsonl").read_text().splitlines()
         assert metrics["n_edits"] == 5 and metrics["n"] == len(lines) == 5
         assert {json.loads(x)["batch"] for x in lines} == {0}
+    ft5 = json.loads((res / "zsre/bart/ft-k5/eval_k5/metrics.json").read_text())
+    assert ft5["editor_kind"] == "ft" and ft5["n_edits"] == ft5["train_k"] == 5 and ft5["n"] == 5
+    assert not (res / "zsre/bart/ft-k5/editor.pt").exists()
     rows5 = {r["Editor"]: r for r in csv.DictReader((fig / "table5.csv").open())}
-    assert set(rows5) == {"ENN", "MEND"}
+    assert list(rows5) == ["ENN", "MEND", "FT (beyond Table 5)"]
     for row in rows5.values():
         for col in ("ES k=1 (ours)", "ES k=5 (ours)", "DD k=1 (ours)", "DD k=5 (ours)"):
             assert math.isfinite(float(row[col])), col
     assert rows5["MEND"]["ES k=1 (ours)"] == rows["MEND"]["zsRE ES (ours)"]
+    assert rows5["FT (beyond Table 5)"]["ES k=1 (ours)"] == rows["FT"]["zsRE ES (ours)"]
+    assert rows5["FT (beyond Table 5)"]["ES k=5 (paper)"] == "—"
     assert rows5["MEND"]["ES k=125 (paper)"] == "0.67"
     # Table 6: the six ablations beside MEND, with the built editor networks' parameter counts.
     rows6 = {r["Editor"]: r for r in csv.DictReader((fig / "table6.csv").open())}

@@ -73,7 +73,7 @@ def table6_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
     """The Table 6 caption: the variants, metric and parameter definitions, the profile and n."""
     rows = table6_rows(metrics)
     profile = tables.caption_profile(metrics, profile)
-    tiny_note = tables.TINY_NOTE if profile == "tiny" else ""
+    tiny_note = tables.tiny_note(profile)
     return (
         f"Table 6 (MEND ablations; {tables.caption_models(_TABLE6)}), one edit at a time; ours: profile {profile}, "
         f"{tables.describe_n(rows['n'].tolist() if not rows.empty else [])}.{tables.seeds_note(rows)}{tiny_note} "

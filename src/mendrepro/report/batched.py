@@ -3,7 +3,9 @@
 Cell (row, k) is the metrics file of an editor of that kind (``editor_kind`` "enn" or "mend") on zsRE that
 was trained with k edits per step (``train_k``) and evaluated with k edits applied at once (``n_edits``):
 at k = 1 the ordinary editor (id ``"mend"`` / ``"enn"``, as in Table 4), at larger k its batched version
-(e.g. ``"mend-k25"``). The paper's model is BART-base; ours is taken from the files (one model). Command::
+(e.g. ``"mend-k25"``). The paper's model is BART-base; ours is taken from the files (one model). FT, fine-tuned
+on the k edits at once (``"ft-k25"``), is a row beyond the paper's when its files are given: a reference that needs
+no training (config/tiny-wide.yaml). Command::
 
     python -m mendrepro table5 --metrics F... --out figures/tiny/table5 --profile tiny
 """
@@ -21,10 +23,13 @@ TASK = "zsre"
 DD_KIND = "acc"
 # Our editor kinds -> the paper's row labels, in the paper's row order.
 ROW_LABELS: dict[str, str] = {"enn": "ENN", "mend": "MEND"}
+# Editor kinds shown after the paper's rows when we ran them; the paper has no values for them.
+BEYOND_LABELS: dict[str, str] = {"ft": "FT"}
+KINDS = {**ROW_LABELS, **BEYOND_LABELS}
 METRICS = ("ES", "DD")
 _CRITERIA = (
-    "is not a Table 5 result (task zsre, editor kind enn/mend, not an ablation, "
-    f"n_edits == train_k in {list(paper.TABLE5_BATCH_SIZES)}, k = 1 only for the editors 'enn'/'mend')"
+    f"is not a Table 5 result (task zsre, editor kind {'/'.join(KINDS)}, not an ablation, "
+    f"n_edits == train_k in {list(paper.TABLE5_BATCH_SIZES)}, k = 1 only for the editors {'/'.join(KINDS)})"
 )
 
 
@@ -39,11 +44,16 @@ def table5_columns() -> list[str]:
 
 
 def _belongs(task: str, kind: str, editor: str, n_edits: int, train_k: int) -> bool:
-    if task != TASK or kind not in ROW_LABELS or n_edits != train_k or n_edits not in paper.TABLE5_BATCH_SIZES:
+    if task != TASK or kind not in KINDS or n_edits != train_k or n_edits not in paper.TABLE5_BATCH_SIZES:
         return False
     if n_edits == 1:
         return editor == kind  # k = 1: the ordinary one-edit editor of Table 4
     return editor not in paper.TABLE6_VARIANTS  # never an ablation of Table 6
+
+
+def row_label(kind: str) -> str:
+    """The row label of an editor kind: the paper's (``"MEND"``) or ours beyond it (``"FT (beyond Table 5)"``)."""
+    return ROW_LABELS.get(kind) or f"{BEYOND_LABELS[kind]} (beyond Table 5)"
 
 
 def table5_rows(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -86,19 +96,21 @@ def table5_rows(metrics: pd.DataFrame) -> pd.DataFrame:
 def table5(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.DataFrame:
     """Table 5 (batched edits on zsRE) with the paper's values beside ours.
 
-    Rows are ENN and MEND (those with at least one of our results, or both with ``include_paper_only``); the
-    index is named ``"Editor"``. Columns are :func:`table5_columns`. Cells are strings: ours with 3 decimals,
-    the paper's exactly as published, ``"—"`` where there is no value.
+    Rows are ENN and MEND (those with at least one of our results, or both with ``include_paper_only``), then
+    FT (beyond Table 5) when we have its results; the index is named ``"Editor"``. Columns are
+    :func:`table5_columns`. Cells are strings: ours with 3 decimals, the paper's exactly as published, ``"—"``
+    where there is no value.
     """
     rows = table5_rows(metrics)
     ours = {
         (r["editor_kind"], r["k"]): {"ES": (r["es"], r.get("es_pm")), "DD": (r["dd"], r.get("dd_pm"))}
         for _, r in rows.iterrows()
     }
-    kinds = [k for k in ROW_LABELS if include_paper_only or any(kind == k for kind, _ in ours)]
+    ran = {kind for kind, _ in ours}
+    kinds = [k for k in ROW_LABELS if include_paper_only or k in ran] + [k for k in BEYOND_LABELS if k in ran]
     data = []
     for kind in kinds:
-        label = ROW_LABELS[kind]
+        label = ROW_LABELS.get(kind, "")
         cells = []
         for metric in METRICS:
             for k in paper.TABLE5_BATCH_SIZES:
@@ -106,7 +118,7 @@ def table5(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.Dat
                 published = paper.TABLE5.get((label, paper.table5_column(metric, k)))  # type: ignore[arg-type]
                 cells += [tables.format_mean(value, pm), published if published is not None else tables.MISSING]
         data.append(cells)
-    index = pd.Index([ROW_LABELS[k] for k in kinds], name="Editor")
+    index = pd.Index([row_label(k) for k in kinds], name="Editor")
     return pd.DataFrame(data, index=index, columns=table5_columns())
 
 
@@ -119,7 +131,7 @@ def _describe_n_per_k(rows: pd.DataFrame) -> str:
         at_k = rows[rows["k"] == k]
         by_n: dict[int, list[str]] = {}
         for kind, n in zip(at_k["editor_kind"], at_k["n"], strict=True):
-            by_n.setdefault(int(n), []).append(ROW_LABELS[kind])
+            by_n.setdefault(int(n), []).append(KINDS[kind])
         texts = []
         for n, labels in sorted(by_n.items()):
             batches = f" ({n // k} batches)" if k > 1 and n % k == 0 else ""
@@ -135,14 +147,19 @@ def table5_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
     profile = tables.caption_profile(metrics, profile)
     model = rows["model"].iloc[0] if not rows.empty else tables.TABLE4_MODELS[TASK]
     model_label = tables.TABLE4_MODEL_LABELS[TASK] if model == tables.TABLE4_MODELS[TASK] else model
-    tiny_note = tables.TINY_NOTE if profile == "tiny" else ""
+    tiny_note = tables.tiny_note(profile)
+    ft_note = (
+        " FT (beyond Table 5) = fine-tuning on the k edits at once (no editor to train), a reference."
+        if "ft" in set(rows["editor_kind"])
+        else ""
+    )
     return (
         f"Table 5 (zsRE/{model_label}), k edits at once: each editor is trained with k edits per step and "
         "evaluated with k edits applied at once (k = 1: the one-edit editors of Table 4); "
         f"ours: profile {profile}, {_describe_n_per_k(rows)}.{tables.seeds_note(rows)}{tiny_note} "
         "ES = edit success on equivalence examples, averaged over all k edits of each batch (and over batches). "
-        "acc DD = locality accuracy before − after, measured after the whole batch of k edits is applied. "
-        f"Paper values: {paper.CITATION}, Table 5. {tables.PAPER_ONLY}"
+        "acc DD = locality accuracy before − after, measured after the whole batch of k edits is applied."
+        f"{ft_note} Paper values: {paper.CITATION}, Table 5. {tables.PAPER_ONLY}"
     )
 
 
@@ -156,6 +173,6 @@ def _run(args: argparse.Namespace) -> list[Path]:
 
 def add_command(sub: argparse._SubParsersAction) -> None:
     """Register ``table5`` on the report command line (:func:`mendrepro.report.cli.build_parser`)."""
-    p = sub.add_parser("table5", help="Table 5: ENN and MEND with k = 1…125 edits at once, zsRE/BART")
+    p = sub.add_parser("table5", help="Table 5: ENN and MEND (FT beyond it) with k = 1…125 edits at once, zsRE/BART")
     tables.add_table_arguments(p)
     p.set_defaults(run=_run)

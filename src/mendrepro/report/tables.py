@@ -70,6 +70,12 @@ TINY_NOTE = (
 )
 
 
+def tiny_note(profile: str | None) -> str:
+    """:data:`TINY_NOTE` for the tiny profile and the studies read over it (``tiny-long``, ``tiny-wide``), else
+    nothing."""
+    return TINY_NOTE if profile is not None and profile.split("-")[0] == "tiny" else ""
+
+
 class MetricsError(ValueError):
     """A metrics file is unreadable or does not have the expected keys or values (the message names it)."""
 
@@ -548,16 +554,16 @@ def table3_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
     """The Table 3 caption: models, metric definitions, the profile and n."""
     rows = table3_rows(metrics)
     profile = caption_profile(metrics, profile)
-    tiny_note = (
+    profile_note = (
         " The tiny profile uses tiny stand-ins of the same model classes (GPT-Neo, GPT-J, and two sizes of a"
         " T5 v1.1-style gated encoder-decoder) on a synthetic world, so our numbers are not expected to equal"
         " the paper's."
-        if profile == "tiny"
+        if tiny_note(profile)
         else ""
     )
     return (
         f"Table 3 ({caption_models(_TABLE3)}), one edit at a time; ours: profile {profile}, "
-        f"{describe_n(rows['n'].tolist() if not rows.empty else [])}.{seeds_note(rows)}{tiny_note} "
+        f"{describe_n(rows['n'].tolist() if not rows.empty else [])}.{seeds_note(rows)}{profile_note} "
         f"{ES_DEFINITION} "
         "acc DD (T5-XL, T5-XXL on zsRE) = locality accuracy before − after, on Natural Questions. "
         f"ppl DD (GPT-Neo, GPT-J on Wikitext) = {PPL_DD}. "
@@ -603,7 +609,7 @@ def table4_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
         col = fever["fever_flip_rule"] if "fever_flip_rule" in fever else pd.Series([None] * len(fever))
         rules = sorted({str(v) if isinstance(v, str) and v else DEFAULT_FEVER_FLIP_RULE for v in col})
     flip = ", ".join(rules) if rules else f"{DEFAULT_FEVER_FLIP_RULE} (no FEVER results)"
-    tiny_note = TINY_NOTE if profile == "tiny" else ""
+    profile_note = tiny_note(profile)
     enn_note = ""
     if not rows.empty and "dd_original" in rows:
         enn = rows[(rows["editor"] == "enn") & rows["dd_original"].notna()]
@@ -618,7 +624,7 @@ def table4_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
             )
     return (
         f"Table 4 ({caption_models(_TABLE4)}), one edit at a time; ours: profile {profile}, "
-        f"{describe_n(rows['n'].tolist() if not rows.empty else [])}.{seeds_note(rows)}{tiny_note} "
+        f"{describe_n(rows['n'].tolist() if not rows.empty else [])}.{seeds_note(rows)}{profile_note} "
         f"{ES_DEFINITION} "
         "acc DD (FEVER, zsRE) = locality accuracy before − after. "
         f"ppl DD (Wikitext) = {PPL_DD}. FEVER edit label: {flip}.{enn_note} "

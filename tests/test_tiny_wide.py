@@ -1,0 +1,59 @@
+"""config/tiny-wide.yaml (the Table 5 width study) changes the tiny profile only in its name, its paths and BART's
+width, so that its Table 5 differs from the default run's by the width of the model alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mendrepro.checks import _merge, check_config, load_schema
+from mendrepro.config import editor_entry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text(encoding="utf-8"))
+
+
+def _merged() -> dict:
+    config = _load("tiny.yaml")
+    _merge(config, _load("tiny-wide.yaml"))
+    return config
+
+
+def test_the_overlay_sets_only_the_profile_paths_and_width():
+    overlay = _load("tiny-wide.yaml")
+    assert set(overlay) == {"profile", "data", "models"}
+    assert overlay["models"] == {"bart": {"d_model": 256, "d_ffn": 1024}}
+
+
+def test_everything_but_the_width_is_the_tiny_profile():
+    tiny, wide = _load("tiny.yaml"), _merged()
+    assert wide["profile"] == "tiny-wide"
+    assert wide["data"] == {k: v.replace("results/tiny/", "results/tiny-wide/") for k, v in tiny["data"].items()}
+    width = {"d_model", "d_ffn"}
+    assert {k: v for k, v in wide["models"]["bart"].items() if k not in width} == {
+        k: v for k, v in tiny["models"]["bart"].items() if k not in width
+    }
+    assert wide["models"]["bart"]["d_model"] == 2 * tiny["models"]["bart"]["d_model"]
+    assert wide["models"]["bart"]["d_ffn"] == 4 * tiny["models"]["bart"]["d_ffn"]
+    assert {m: s for m, s in wide["models"].items() if m != "bart"} == {
+        m: s for m, s in tiny["models"].items() if m != "bart"
+    }
+    rest = ("profile", "data", "models")
+    assert {k: v for k, v in wide.items() if k not in rest} == {k: v for k, v in tiny.items() if k not in rest}
+
+
+def test_ft_at_k_edits_is_a_table5_editor():
+    entry = editor_entry(_merged(), "ft-k25")
+    assert entry["kind"] == "ft"
+    assert entry["eval"]["k"] == 25
+    with pytest.raises(ValueError, match="ke-k25"):
+        editor_entry(_merged(), "ke-k25")
+
+
+def test_the_merged_config_passes_the_workflow_checks():
+    check_config(_merged(), load_schema(ROOT / "config" / "schema.yaml"))
