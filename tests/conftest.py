@@ -1,15 +1,35 @@
-"""Shared fixtures: a small word-level tokenizer and micro models of each family, built in memory."""
+"""Shared fixtures: a small word-level tokenizer and micro models of each family, built in memory; the config files
+read over config/tiny.yaml."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from mendrepro.checks import _merge
 from mendrepro.config import ModelSpec
 from mendrepro.data.tokenizer import wrap_tokenizer
 from mendrepro.models import build_model
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+
+
+def load_config_file(name: str) -> dict:
+    """A file of config/, parsed."""
+    return yaml.safe_load((CONFIG_DIR / name).read_text(encoding="utf-8"))
+
+
+def tiny_with(overlay: str) -> dict:
+    """config/tiny.yaml with ``overlay`` read over it, as `--configfile config/tiny.yaml config/<overlay>` does."""
+    config = load_config_file("tiny.yaml")
+    _merge(config, load_config_file(overlay))
+    return config
+
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>"]
 WORDS = "where was born in the city of who plays what is a an and to for on at by it he she they".split()

@@ -6,32 +6,24 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import yaml
+from conftest import load_config_file, tiny_with
 
-from mendrepro.checks import _merge, check_config, load_schema
+from mendrepro.checks import check_config, load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _load(name: str) -> dict:
-    return yaml.safe_load((ROOT / "config" / name).read_text(encoding="utf-8"))
-
-
-def _merged() -> dict:
-    config = _load("tiny.yaml")
-    _merge(config, _load("tiny-long.yaml"))
-    return config
+OVERLAY = "tiny-long.yaml"
 
 
 def test_the_overlay_sets_only_the_profile_paths_and_budget():
-    overlay = _load("tiny-long.yaml")
+    overlay = load_config_file(OVERLAY)
     assert set(overlay) == {"profile", "data", "train", "tables"}
     assert set(overlay["train"]) == {"steps", "patience"}
     assert overlay["tables"] == {"table5": {"batches": overlay["tables"]["table5"]["batches"]}}
 
 
 def test_everything_but_the_budget_is_the_tiny_profile():
-    tiny, long = _load("tiny.yaml"), _merged()
+    tiny, long = load_config_file("tiny.yaml"), tiny_with(OVERLAY)
     assert long["profile"] == "tiny-long"
     assert long["data"] == {k: v.replace("results/tiny/", "results/tiny-long/") for k, v in tiny["data"].items()}
     budget = {"steps", "patience"}
@@ -55,4 +47,4 @@ def test_everything_but_the_budget_is_the_tiny_profile():
 
 
 def test_the_merged_config_passes_the_workflow_checks():
-    check_config(_merged(), load_schema(ROOT / "config" / "schema.yaml"))
+    check_config(tiny_with(OVERLAY), load_schema(ROOT / "config" / "schema.yaml"))

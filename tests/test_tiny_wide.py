@@ -6,32 +6,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import load_config_file, tiny_with
 
-from mendrepro.checks import _merge, check_config, load_schema
+from mendrepro.checks import check_config, load_schema
 from mendrepro.config import editor_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _load(name: str) -> dict:
-    return yaml.safe_load((ROOT / "config" / name).read_text(encoding="utf-8"))
-
-
-def _merged() -> dict:
-    config = _load("tiny.yaml")
-    _merge(config, _load("tiny-wide.yaml"))
-    return config
+OVERLAY = "tiny-wide.yaml"
 
 
 def test_the_overlay_sets_only_the_profile_paths_and_width():
-    overlay = _load("tiny-wide.yaml")
+    overlay = load_config_file(OVERLAY)
     assert set(overlay) == {"profile", "data", "models"}
     assert overlay["models"] == {"bart": {"d_model": 256, "d_ffn": 1024}}
 
 
 def test_everything_but_the_width_is_the_tiny_profile():
-    tiny, wide = _load("tiny.yaml"), _merged()
+    tiny, wide = load_config_file("tiny.yaml"), tiny_with(OVERLAY)
     assert wide["profile"] == "tiny-wide"
     assert wide["data"] == {k: v.replace("results/tiny/", "results/tiny-wide/") for k, v in tiny["data"].items()}
     width = {"d_model", "d_ffn"}
@@ -48,12 +40,12 @@ def test_everything_but_the_width_is_the_tiny_profile():
 
 
 def test_ft_at_k_edits_is_a_table5_editor():
-    entry = editor_entry(_merged(), "ft-k25")
+    entry = editor_entry(tiny_with(OVERLAY), "ft-k25")
     assert entry["kind"] == "ft"
     assert entry["eval"]["k"] == 25
     with pytest.raises(ValueError, match="ke-k25"):
-        editor_entry(_merged(), "ke-k25")
+        editor_entry(tiny_with(OVERLAY), "ke-k25")
 
 
 def test_the_merged_config_passes_the_workflow_checks():
-    check_config(_merged(), load_schema(ROOT / "config" / "schema.yaml"))
+    check_config(tiny_with(OVERLAY), load_schema(ROOT / "config" / "schema.yaml"))
