@@ -5,7 +5,7 @@ was trained with k edits per step (``train_k``) and evaluated with k edits appli
 at k = 1 the ordinary editor (id ``"mend"`` / ``"enn"``, as in Table 4), at larger k its batched version
 (e.g. ``"mend-k25"``). The paper's model is BART-base; ours is taken from the files (one model). FT, fine-tuned
 on the k edits at once (``"ft-k25"``), is a row beyond the paper's when its files are given: a reference that needs
-no training (config/tiny-wide.yaml). Command::
+no training (``tables.table5.editors`` of config/tiny.yaml). Command::
 
     python -m mendrepro table5 --metrics F... --out figures/tiny/table5 --profile tiny
 """
