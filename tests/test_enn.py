@@ -12,7 +12,7 @@ from mendrepro.batches import binary_batch, forward, lm_batch, seq2seq_batch
 from mendrepro.config import TrainConfig, from_dict
 from mendrepro.editors.base import param_key
 from mendrepro.editors.enn import EditableNetwork, ENNConfig
-from mendrepro.losses import accuracy_per_example, nll, nll_per_example
+from mendrepro.losses import accuracy_per_example, kl_loc, nll, nll_per_example
 from mendrepro.models import edited_parameter_names
 from mendrepro.tasks import EditRequest
 from mendrepro.train import train_editor
@@ -127,7 +127,7 @@ def test_training_moves_enn_weights_not_the_original(micro, tok):
     assert all(not torch.equal(enn.step_size(n).detach(), torch.tensor(1e-2)) for n in enn.param_names)
 
 
-def test_extra_loss_is_the_kl_to_the_original_model(micro, tok):
+def test_extra_loss_is_the_unscaled_kl_to_the_original_model(micro, tok):
     spec, model = micro
     enn = make_enn(model, spec, c_base=10.0)
     loc = make_batch(spec, tok, [1, 3])
@@ -138,6 +138,12 @@ def test_extra_loss_is_the_kl_to_the_original_model(micro, tok):
             p.add_(0.05 * torch.randn_like(p))
     kl = enn.extra_loss(loc)
     assert float(kl.detach()) > 1e-4 and kl.requires_grad
+    # Unscaled whatever c_base > 0 is, as released (trainer.py:264-265 back-propagates l_base itself; c_base only
+    # weighs the logged total, trainer.py:274).
+    other = make_enn(model, spec, c_base=1.0)
+    other.load_state_dict(enn.state_dict())
+    expected = kl_loc(spec.family, forward(model, loc), forward(model, loc, enn.base_params()), loc["labels"])
+    assert torch.allclose(kl, expected) and torch.allclose(other.extra_loss(loc), expected)
     assert make_enn(model, spec, c_base=0.0).extra_loss(loc) is None
 
 

@@ -28,7 +28,7 @@ from mendrepro import atomic
 from mendrepro.batches import forward, to_device
 from mendrepro.config import TrainConfig
 from mendrepro.editors.base import Editor
-from mendrepro.losses import accuracy_per_example, kl_loc, nll
+from mendrepro.losses import accuracy_per_example, kl_loc, nll, nll_sum_and_count
 from mendrepro.memory import peak_memory_mb, reset_peak
 from mendrepro.resume import Checkpointing, interval, restore, save
 from mendrepro.tasks import EditRequest
@@ -57,6 +57,63 @@ def edit_losses(editor: Editor, req: EditRequest, device, apply=None) -> dict[st
     if extra is not None:
         parts["extra"] = extra
     return parts
+
+
+def validation_parts(editor: Editor, req: EditRequest, device) -> dict[str, float]:
+    """One held-out edit's validation scores, locality measured against the *original* base model.
+
+    For every editor but ENN the original model is its pre-edit model, so the KL is the training term's. ENN trains
+    the base model itself; against its own pre-edit model a collapsed ENN (every logit near 0) keeps a KL near 0
+    while it has lost the task, so validation compares the edited model with the untouched original instead.
+    Besides the loss terms: the edit's success (``es``) and, for the drawdown, the locality scores of the original
+    and the edited model (accuracy, or summed token NLL and token count for language models).
+    """
+    model, family = editor.model, editor.family
+    inner, outer, loc = (to_device(b, device) for b in (req.inner, req.outer, req.loc))
+    with torch.no_grad():
+        original_loc = forward(model, loc)
+    with torch.enable_grad():  # the editor needs the base model's gradient on the edit example
+        new = editor(inner)
+    with torch.no_grad():
+        post_outer = editor.edited_logits(outer, new)
+        post_loc = editor.edited_logits(loc, new)
+        out = {
+            "edit": float(nll(family, post_outer, outer["labels"])),
+            "loc": float(kl_loc(family, original_loc, post_loc, loc["labels"])),
+            "es": float(accuracy_per_example(family, post_outer, outer["labels"]).mean()),
+        }
+        if family == "lm":
+            for side, logits in (("original", original_loc), ("after", post_loc)):
+                s, c = nll_sum_and_count(family, logits, loc["labels"])
+                out[f"loc_nll_{side}"], out[f"loc_tokens_{side}"] = s, c
+        else:
+            for side, logits in (("original", original_loc), ("after", post_loc)):
+                acc = accuracy_per_example(family, logits, loc["labels"])
+                out[f"loc_correct_{side}"], out[f"loc_n_{side}"] = float(acc.sum()), acc.numel()
+    return out
+
+
+def summarise_validation(parts: list[dict[str, float]], cfg: TrainConfig) -> dict[str, float]:
+    """Means of the loss terms and ES over the validation edits, the selection loss, and the drawdown against
+    the original model: accuracy before − after, or perplexity after − before (token-weighted, as the tables)."""
+    n = len(parts)
+    out = {k: sum(p[k] for p in parts) / n for k in ("edit", "loc", "es")}
+    out["loss"] = cfg.c_edit * out["edit"] + cfg.c_loc * out["loc"]
+    if "loc_nll_after" in parts[0]:
+        ppl = {
+            side: math.exp(
+                sum(p[f"loc_nll_{side}"] for p in parts) / max(sum(p[f"loc_tokens_{side}"] for p in parts), 1)
+            )
+            for side in ("original", "after")
+        }
+        out["dd"] = ppl["after"] - ppl["original"]
+    else:
+        acc = {
+            side: sum(p[f"loc_correct_{side}"] for p in parts) / max(sum(p[f"loc_n_{side}"] for p in parts), 1)
+            for side in ("original", "after")
+        }
+        out["dd"] = acc["original"] - acc["after"]
+    return out
 
 
 class LoopState:
@@ -118,14 +175,8 @@ def train_editor(
 
     def validate() -> dict:
         core.eval()
-        tot = {"edit": 0.0, "loc": 0.0, "es": 0.0}
         with torch.no_grad():
-            for req in val_requests:
-                with torch.enable_grad():  # the editor needs the base model's gradient on the edit example
-                    parts = edit_losses(core, req, device)
-                for k in tot:
-                    tot[k] += float(parts[k]) / len(val_requests)
-        tot["loss"] = cfg.c_edit * tot["edit"] + cfg.c_loc * tot["loc"]
+            tot = summarise_validation([validation_parts(core, req, device) for req in val_requests], cfg)
         core.train()
         return tot
 

@@ -2,8 +2,8 @@
 
 An edit is ``n_inner_steps`` differentiable SGD steps on the edited matrices, W ← W − s_W · ∇W L_edit, with a
 learned step s_W per matrix (init 1e-2). The outer loop meta-trains every base weight and the steps through the
-inner step (second order), and adds c_base · KL(original ‖ current) on locality examples so the meta-trained
-pre-edit model stays close to the original one. ENN therefore changes the pre-edit model: ``base_params``
+inner step (second order), and adds KL(original ‖ current) on locality examples (unscaled, as released) so the
+meta-trained pre-edit model stays close to the original one. ENN therefore changes the pre-edit model: ``base_params``
 returns the current, ENN-trained weights of the whole model, not the original ones.
 """
 
@@ -89,10 +89,15 @@ class EditableNetwork(Editor):
         return params
 
     def extra_loss(self, loc: Batch) -> torch.Tensor | None:
-        """c_base · KL(original ‖ current) on the locality batch; None when c_base is 0."""
+        """KL(original ‖ current) on the locality batch, unscaled; None when c_base is 0.
+
+        As released, l_base is back-propagated as it is (eric-mitchell/mend trainer.py:264-265,
+        ``safe_backward(l_base, ...)``) and c_base enters only the logged total ``l_total_edit + cbase * l_base``
+        (trainer.py:274), so c_base here only switches the term on (> 0) or off (0).
+        """
         if self.cfg.c_base == 0:
             return None
         with torch.no_grad():
             original = forward(self.model, loc)
         current = forward(self.model, loc, self.base_params())
-        return self.cfg.c_base * kl_loc(self.family, original, current, loc["labels"])
+        return kl_loc(self.family, original, current, loc["labels"])
