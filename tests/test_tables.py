@@ -233,6 +233,23 @@ def test_table4_caption(metric_files):
     caption = tables.table4_caption(tables.load_metrics(no_rule))
     assert "FEVER edit label: always flip." in caption
     assert "profile tiny" in caption  # from the metrics' "profile" field
+    assert "flip the prediction" not in caption  # no raw-line flags, no flip-ES note
+
+
+def test_table4_caption_gives_fever_es_on_flip_edits(tmp_path):
+    files = [
+        _write(
+            tmp_path, "mend", _metrics("fever", "mend", 0.8, 0.0, fever_flip_rule="release", es_flip=0.6, n_flip=31)
+        ),
+        _write(tmp_path, "ft", _metrics("fever", "ft", 0.7, 0.0, fever_flip_rule="release", es_flip=0.45, n_flip=31)),
+        _write(tmp_path, "z", _metrics("zsre", "mend", 0.9, 0.0)),
+    ]
+    caption = tables.table4_caption(tables.load_metrics(files), profile="tiny")
+    assert (
+        "FEVER edit label: release. FEVER ES on the edits that flip the prediction (31 of each cell's edits):"
+        in caption
+    )
+    assert "FT 0.450, MEND 0.600." in caption  # the paper's row order
 
 
 def test_format_ours():

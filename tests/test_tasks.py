@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_worl
 from mendrepro.data.tokenizer import train_word_tokenizer
 from mendrepro.data.wikitext import SelfSample, load_wikitext_raw
 from mendrepro.data.zsre import load_zsre
-from mendrepro.tasks import FeverTask, WikitextTask, ZsreTask, merge
+from mendrepro.tasks import FeverTask, WikitextTask, ZsreTask, merge, with_model_predictions
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,36 @@ def test_fever_request_flips_or_coin_flips(world, rule):
         assert all(flips)
     else:
         assert 0 < sum(flips) < 40
+    # The raw line's flag says which edits flip: replay the same draws.
+    rng = random.Random(0)
+    metas = [task.request(i % len(recs), rng).meta["flip"] for i in range(40)]
+    assert metas == flips
+
+
+class _SignOfFirstToken(torch.nn.Module):
+    """A stand-in classifier whose logit is +1 or -1 by the parity of the claim's first token id."""
+
+    config = SimpleNamespace()
+
+    def forward(self, input_ids, attention_mask=None, **_):
+        return (input_ids[:, 1] % 2).float() * 2 - 1
+
+
+def test_model_predictions_replace_the_files_and_decide_keep_or_flip(world):
+    paths, tok = world
+    recs = load_fever(paths["fever_dev"])
+    model = _SignOfFirstToken()
+    predicted = with_model_predictions(recs, model, tok, max_len=48, bs=3)
+    expected = [
+        "SUPPORTS" if tok(r.claim, add_special_tokens=False)["input_ids"][0] % 2 else "REFUTES" for r in recs
+    ]  # the claim's first token after [CLS]
+    assert [r.prediction for r in predicted] == expected and model.training  # training mode restored
+    task = FeverTask(tok, predicted, "release")
+    rng = random.Random(1)
+    for i in range(20):
+        req = task.request(i % len(recs), rng)
+        kept = req.target == expected[i % len(recs)]
+        assert req.meta["flip"] is (not kept)
 
 
 def test_wikitext_request_scores_only_the_sampled_tokens(world):
@@ -82,3 +113,22 @@ def test_merge_stacks_k_requests(world):
     m = merge(reqs, tok.pad_token_id)
     assert m.inner["input_ids"].shape[0] == 4 and m.loc["input_ids"].shape[0] == 8
     assert m.id.count("+") == 3
+
+
+def test_aggregate_gives_es_on_the_flip_edits():
+    from mendrepro.evaluate import aggregate
+
+    def line(es, flip):
+        return {
+            "es": es,
+            "flip": flip,
+            "seconds": 0.0,
+            "memory": {"peak_mb": 1.0, "kind": "rss"},
+            "locality_before": {"acc": [1.0]},
+            "locality_after": {"acc": [1.0]},
+        }
+
+    out = aggregate([line(1.0, False), line(0.5, True), line(0.0, True), line(1.0, False)], "binary")
+    assert out["es"] == pytest.approx(0.625) and out["n_flip"] == 2 and out["es_flip"] == pytest.approx(0.25)
+    no_flags = [{k: v for k, v in line(1.0, False).items() if k != "flip"}]
+    assert "es_flip" not in aggregate(no_flags, "binary")  # zsRE and Wikitext lines carry no flag

@@ -23,13 +23,16 @@ from mendrepro.data.zsre import load_zsre
 from mendrepro.editors.base import Editor
 from mendrepro.editors.registry import editor_kind
 from mendrepro.models import edited_parameter_names
-from mendrepro.tasks import FeverTask, WikitextTask, ZsreTask
+from mendrepro.tasks import FEVER_PREDICTIONS, FeverTask, WikitextTask, ZsreTask, with_model_predictions
 
 log = logging.getLogger(__name__)
 
 
-def build_task(exp: Experiment, tok, split: str, files: dict[str, str]):
-    """The edit task of ``exp`` on ``split`` ("train" or "dev") from the data files named in ``files``."""
+def build_task(exp: Experiment, tok, split: str, files: dict[str, str], model: nn.Module | None = None):
+    """The edit task of ``exp`` on ``split`` ("train" or "dev") from the data files named in ``files``.
+
+    ``model`` is the original base model; FEVER with ``tasks.fever.fever_prediction: model`` needs it, for the
+    classifier's own predictions that the edit label keeps or flips."""
     for key, path in files.items():
         if key.endswith(f"_{split}"):
             check_data_file(path)  # a directory or a non-UTF-8 byte: one line naming the file, not a traceback
@@ -43,7 +46,15 @@ def build_task(exp: Experiment, tok, split: str, files: dict[str, str]):
             return ZsreTask(tok, records, [(r.src, r.answers[0]) for r in records], max_len)
         return ZsreTask(tok, records, load_nq(files[f"nq_{split}"]), max_len)
     if exp.task == "fever":
-        return FeverTask(tok, load_fever(files[f"fever_{split}"]), opts.get("fever_flip_rule", "always"), max_len)
+        records = load_fever(files[f"fever_{split}"])
+        source = opts.get("fever_prediction", "file")
+        if source not in FEVER_PREDICTIONS:
+            raise ValueError(f"tasks.fever.fever_prediction must be one of {FEVER_PREDICTIONS}, got {source!r}")
+        if source == "model":
+            if model is None:
+                raise ValueError("tasks.fever.fever_prediction: model needs the base model to build the FEVER task")
+            records = with_model_predictions(records, model, tok, max_len)
+        return FeverTask(tok, records, opts.get("fever_flip_rule", "always"), max_len)
     if exp.task == "wikitext":
         # Locality text: Wikitext-103 (distilGPT-2), or OpenWebText when the workflow hands its files (GPT-Neo/J).
         if f"owt_{split}" in files:
@@ -76,7 +87,7 @@ def evaluation_editor(
     kind = editor_kind(exp.editor_kind, exp.editor)
     loc_sampler = None
     if kind.loc_sampler:
-        train_task = build_task(exp, tok, "train", files)
+        train_task = build_task(exp, tok, "train", files, model)
         lrng = random.Random(exp.seed + 7)
         loc_sampler = lambda: train_task.request(lrng.randrange(len(train_task)), lrng).loc  # noqa: E731
     editor = build_editor(exp, model, ckpt, loc_sampler)
@@ -85,7 +96,7 @@ def evaluation_editor(
         editor.threshold_value.fill_(float(tuned["threshold"]))
     elif kind.tuned:
         # The cache's distance threshold is tuned on training edits (never on the dev edits it is scored on).
-        train_task = build_task(exp, tok, "train", files)
+        train_task = build_task(exp, tok, "train", files, model)
         trng = random.Random(exp.seed + 11)
         n_tune = min(len(train_task), 200)
         idx = trng.sample(range(len(train_task)), n_tune)

@@ -128,7 +128,7 @@ def cmd_train(args) -> None:
     model, tok = load_model(Path(args.model), exp.model.arch)
     freeze(model)
     files = _files(args)
-    train_task, dev_task = build_task(exp, tok, "train", files), build_task(exp, tok, "dev", files)
+    train_task, dev_task = build_task(exp, tok, "train", files, model), build_task(exp, tok, "dev", files, model)
     editor = build_editor(exp, model, None)
     cfg = exp.train
     # Validation edits: the dev edits held out of every evaluation (mendrepro.splits), fixed across seeds.
@@ -166,7 +166,7 @@ def cmd_evaluate(args) -> None:
     model, tok = load_model(Path(args.model), exp.model.arch)
     freeze(model)
     files = _files(args)
-    dev_task = build_task(exp, tok, "dev", files)
+    dev_task = build_task(exp, tok, "dev", files, model)
     editor, tuned = evaluation_editor(exp, model, tok, files, Path(args.ckpt) if args.ckpt else None)
     ev = exp.eval
     order, _ = dev_split(len(dev_task), ev.seed, _n_heldout(exp))
@@ -185,6 +185,7 @@ def cmd_evaluate(args) -> None:
         n_edits=ev.k,
         profile=exp.profile,
         fever_flip_rule=exp.task_options.get("fever_flip_rule", "always"),
+        **({"fever_prediction": exp.task_options.get("fever_prediction", "file")} if exp.task == "fever" else {}),
     )
     log.info("metrics: %s", metrics)
     write_json_atomic(args.metrics, metrics)

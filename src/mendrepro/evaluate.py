@@ -96,6 +96,7 @@ def evaluate_editor(editor: Editor, task, order: list[int], k: int, n_loc: int, 
                     "locality_original": {key: v[sl_l] for key, v in orig_loc.items()},
                     "seconds": seconds,
                     "memory": mem,
+                    **r.meta,
                 }
             )
             o, lo = o + n_o, lo + n_l
@@ -127,6 +128,10 @@ def aggregate(records: list[dict], family: str) -> dict:
         out.update(dd_kind="acc", loc_before=before, loc_after=after, dd=before - after)
         if all("locality_original" in r for r in records):
             out.update(loc_original=acc("locality_original"), dd_original=acc("locality_original") - after)
+    if all("flip" in r for r in records):
+        # FEVER under the release's rule: ES on the edits that flip the prediction, beside the headline over all.
+        flips = [r["es"] for r in records if r["flip"]]
+        out.update(n_flip=len(flips), es_flip=sum(flips) / len(flips) if flips else None)
     out["peak_edit_memory_mb"] = max(r["memory"]["peak_mb"] for r in records)
     out["memory_kind"] = records[0]["memory"]["kind"]
     return out

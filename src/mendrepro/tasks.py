@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -24,6 +24,7 @@ from mendrepro.batches import (
     _pad,
     binary_batch,
     concat,
+    forward,
     lm_batch,
     seq2seq_batch,
     with_condition,
@@ -44,6 +45,8 @@ class EditRequest:
     outer: Batch
     loc: Batch
     outer_texts: list[str] = field(default_factory=list)
+    # What the raw per-edit line records about the request beyond its texts (FEVER: whether it flips the label).
+    meta: dict = field(default_factory=dict)
 
 
 def merge(requests: Sequence[EditRequest], pad_token_id: int) -> EditRequest:
@@ -100,6 +103,31 @@ def _label_name(label: bool) -> str:
     return "SUPPORTS" if label else "REFUTES"
 
 
+FEVER_PREDICTIONS = ("file", "model")
+
+
+def with_model_predictions(records: list[FeverRecord], model, tok, max_len: int, bs: int = 128) -> list[FeverRecord]:
+    """``records`` with ``prediction`` set to the base classifier's own prediction on each claim.
+
+    The release's FEVER files carry the prediction of the very classifier it edits (De Cao et al.'s BERT), and the
+    edit label keeps or flips that prediction. The tiny profile pre-trains its classifier per seed, so its
+    predictions are computed here from the loaded (original) model rather than read from the world's files.
+    """
+    out: list[FeverRecord] = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(records), bs):
+            chunk = records[i : i + bs]
+            batch = binary_batch(tok, [r.claim for r in chunk], [r.label for r in chunk], max_len)
+            logits = forward(model, batch).reshape(-1)
+            out += [
+                replace(r, prediction=_label_name(bool(x > 0))) for r, x in zip(chunk, logits.tolist(), strict=True)
+            ]
+    model.train(was_training)
+    return out
+
+
 class FeverTask:
     family = "binary"
 
@@ -145,6 +173,7 @@ class FeverTask:
             outer=binary_batch(self.tok, outer_texts, [label] * len(outer_texts), self.max_len),
             loc=binary_batch(self.tok, [x.claim for x in loc], [x.label for x in loc], self.max_len),
             outer_texts=outer_texts,
+            meta={"flip": label != self.predicted(r)},
         )
 
 

@@ -617,6 +617,21 @@ def table4(metrics: pd.DataFrame, *, include_paper_only: bool = False) -> pd.Dat
     return one_edit_table(_TABLE4, metrics, include_paper_only)
 
 
+def flip_es_note(fever: pd.DataFrame) -> str:
+    """`` FEVER ES on the edits that flip the prediction: FT 0.500, …`` (n of them), for the FEVER rows whose raw
+    lines say which edits flip (the release's coin-flip rule keeps the prediction for about half the edits)."""
+    if fever.empty or "es_flip" not in fever:
+        return ""
+    shown = fever[fever["es_flip"].notna()]
+    if shown.empty:
+        return ""
+    shown = shown.assign(order=[editor_order(e) for e in shown["editor"]]).sort_values("order")
+    parts = [f"{editor_label(e)} {format_ours(v)}" for e, v in zip(shown["editor"], shown["es_flip"], strict=True)]
+    n = sorted({round(float(v)) for v in shown["n_flip"]})
+    counts = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
+    return f" FEVER ES on the edits that flip the prediction ({counts} of each cell's edits): {', '.join(parts)}."
+
+
 def table4_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
     """The Table 4 caption: metric definitions, the profile, the FEVER edit-label rule and n."""
     rows = table4_rows(metrics)
@@ -646,7 +661,7 @@ def table4_caption(metrics: pd.DataFrame, profile: str | None = None) -> str:
         f"{describe_n(rows['n'].tolist() if not rows.empty else [])}.{seeds_note(rows)}{profile_note} "
         f"{ES_DEFINITION} "
         "acc DD (FEVER, zsRE) = locality accuracy before − after. "
-        f"ppl DD (Wikitext) = {PPL_DD}. FEVER edit label: {flip}.{enn_note} "
+        f"ppl DD (Wikitext) = {PPL_DD}. FEVER edit label: {flip}.{flip_es_note(fever)}{enn_note} "
         f"Paper values: {paper.CITATION}, Table 4. {PAPER_ONLY}"
     )
 
