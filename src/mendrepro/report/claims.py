@@ -110,19 +110,25 @@ def _edit_columns(path: Path, records: list[dict], dd_kind: str) -> tuple[dict[s
 
     ``es``; acc runs: ``acc_b``/``acc_a`` (locality accuracy summed over the edit's locality examples) and
     ``n_b``/``n_a`` (their counts); ppl runs: ``nll_b``/``nll_a`` (summed token NLL) and ``tok_b``/``tok_a``
-    (token counts). Where every record has per-example NLL before the edit and on the original model:
+    (token counts); where every record has ``locality_original`` (the untouched original model's scores), the
+    same sums of it with suffix ``o``, so that drawdown is measured against the original model (it differs from
+    ``b`` only for ENN, which trains the base model). Where every record has per-example NLL before the edit and on
+    the original model:
     ``dabs`` (Σ |nll_before − nll_original|), ``dn`` (their count), ``dmax`` (their maximum). Columns the input
     cannot give are in the second mapping, with what it lacks.
     """
-    es, sums = [], {k: [] for k in ("acc_b", "acc_a", "n_b", "n_a", "nll_b", "nll_a", "tok_b", "tok_a")}
+    keys = [f"{m}_{x}" for x in "bao" for m in ("acc", "n", "nll", "tok")]
+    es, sums = [], {k: [] for k in keys}
     dabs, dn, dmax = [], [], []
     lacks: dict[str, str] = {}
     for line, r in enumerate(records, 1):
         if not tables.is_number(r.get("es")):
             raise tables.MetricsError(f"{path}:{line}: key 'es' must be a number, got {r.get('es')!r}")
         es.append(float(r["es"]))
-        for side, suffix in (("locality_before", "b"), ("locality_after", "a")):
+        for side, suffix in (("locality_before", "b"), ("locality_after", "a"), ("locality_original", "o")):
             loc = r.get(side)
+            if side == "locality_original" and loc is None:
+                continue  # older runs: drawdown against the pre-edit model only
             if not isinstance(loc, dict):
                 raise tables.MetricsError(f"{path}:{line}: key {side!r} must be an object, got {loc!r}")
             if dd_kind == "acc":
@@ -434,12 +440,15 @@ class Boot:
         return self.total(sample, editor, "es") / self.sums(sample)[("", "n")]
 
     def dd(self, sample: Sample, editor: str) -> np.ndarray:
-        """DD on each resample, pooled over the resampled edits as :func:`mendrepro.evaluate.aggregate` does."""
+        """DD on each resample, pooled over the resampled edits as :func:`mendrepro.evaluate.aggregate` does,
+        against the original model where the records score it (``dd_original``; the same as against the pre-edit
+        model for every editor but ENN), else against the pre-edit model."""
         t = lambda name: self.total(sample, editor, name)  # noqa: E731
+        ref = "o" if ("acc_o" if sample.dd_kind == "acc" else "nll_o") in sample.cols[editor] else "b"
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if sample.dd_kind == "acc":
-                return t("acc_b") / t("n_b") - t("acc_a") / t("n_a")
-            return np.exp(t("nll_a") / t("tok_a")) - np.exp(t("nll_b") / t("tok_b"))
+                return t(f"acc_{ref}") / t(f"n_{ref}") - t("acc_a") / t("n_a")
+            return np.exp(t("nll_a") / t("tok_a")) - np.exp(t(f"nll_{ref}") / t(f"tok_{ref}"))
 
     def mean_abs_dnll(self, sample: Sample, editor: str) -> np.ndarray:
         """Mean |nll_before − nll_original| over the resampled edits' locality examples."""
@@ -508,13 +517,19 @@ class Part:
     verdict: str = INCONCLUSIVE
     note: str = ""
     interval: bool = True  # False: a single measurement or a deterministic check (no bootstrap)
-    cells: tuple = ()  # (task, model, editor, seeds) of the runs it used
+    cells: tuple = ()  # (task, model, editor, seeds, n edits per seed) of the runs it used
+
+    def n_text(self) -> str:
+        """``"n = 150"`` (edits per seed each editor was scored on), ``"n = 150/250"`` when the runs differ."""
+        ns = sorted({c[4] for c in self.cells if len(c) > 4})
+        return f"n = {'/'.join(map(str, ns))}" if ns else ""
 
     def describe(self) -> str:
+        n = f" ({self.n_text()})" if self.n_text() else ""
         if math.isnan(self.estimate):
-            return f"{self.label}: {self.ours}" + (f" ({self.note})" if self.note else "")
+            return f"{self.label}: {self.ours}{n}" + (f" ({self.note})" if self.note else "")
         stat = f"{fmt(self.estimate)} [{fmt(self.lo)}, {fmt(self.hi)}]" if self.interval else fmt(self.estimate)
-        return f"{self.label}: {self.ours}; statistic {stat} vs {self.region} → {self.verdict}"
+        return f"{self.label}: {self.ours}{n}; statistic {stat} vs {self.region} → {self.verdict}"
 
 
 def fmt(value: float) -> str:
@@ -709,7 +724,8 @@ class Context:
 
 
 def _cells(sample: Sample) -> tuple:
-    return tuple((sample.task, sample.model, e, tuple(sample.seeds)) for e in sample.editors)
+    n_per_seed = sample.n // max(len(sample.seeds), 1)
+    return tuple((sample.task, sample.model, e, tuple(sample.seeds), n_per_seed) for e in sample.editors)
 
 
 def _where(task: str, model: str) -> str:
@@ -1028,7 +1044,7 @@ assert tuple(CLAIMS) == CLAIM_IDS
 # The table
 # ----------------------------------------------------------------------------------------------------------
 def _step_cap_notes(parts: Sequence[Part], summaries: Sequence[TrainSummary]) -> list[str]:
-    used = {(t, m, e, s) for p in parts for t, m, e, seeds in p.cells for s in seeds}
+    used = {(t, m, e, s) for p in parts for t, m, e, seeds, *_ in p.cells for s in seeds}
     return [
         f"step cap hit: {x.editor} ({x.task}/{x.model}, seed {x.seed})"
         for x in summaries
