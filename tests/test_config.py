@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mendrepro.config import Experiment, base_model_experiment, check_editors, editor_entry, resolve_experiment
+from mendrepro.config import (
+    Experiment,
+    base_model_experiment,
+    check_editors,
+    editor_entry,
+    resolve_experiment,
+    scale_k,
+    table5_k_scaling,
+    train_lr_key,
+)
 from mendrepro.editors.base import Editor
 from mendrepro.editors.options import OptionError
 from mendrepro.editors.registry import KINDS
@@ -143,3 +153,121 @@ def test_snakemake_dry_run_fails_fast_on_an_option_typo(tmp_path):
     )
     assert proc.returncode != 0 and time.perf_counter() - t0 < 10
     assert "editor 'mend' (kind mend): unknown option 'rnak'; options: alpha_init" in proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Table 5 at matched scale: the width rule (tables.table5.k_scaling) and the scaled editors' borrowed rates
+@pytest.mark.parametrize(
+    ("k", "width", "rounding", "want"),
+    [
+        # The tiny profile: d_model 128 against BART-base's 768, k · 128 / 768 = k / 6.
+        (1, 128, "ceil", 1),  # 0.17: at least 1
+        (5, 128, "ceil", 1),  # 0.83
+        (25, 128, "ceil", 5),  # 4.17
+        (75, 128, "ceil", 13),  # 12.5
+        (125, 128, "ceil", 21),  # 20.83
+        (1, 128, "half_up", 1),  # 0.17 rounds to 0: at least 1
+        (5, 128, "half_up", 1),  # 0.83
+        (25, 128, "half_up", 4),  # 4.17
+        (75, 128, "half_up", 13),  # 12.5: the half goes up
+        (125, 128, "half_up", 21),  # 20.83
+        (6, 128, "ceil", 1),  # exactly 1: no float error rounds it up to 2
+        (125, 768, "ceil", 125),  # the paper's own width: the paper's k
+        (125, 256, "ceil", 42),  # the width study's BART (41.67)
+        (5, 16, "ceil", 1),  # the micro profile
+    ],
+)
+def test_scale_k(k, width, rounding, want):
+    assert scale_k(k, width, 768, rounding) == want
+
+
+def test_scale_k_rejects_bad_input():
+    with pytest.raises(ValueError, match="rounding"):
+        scale_k(5, 128, 768, "floor")
+    with pytest.raises(ValueError, match="positive"):
+        scale_k(0, 128, 768)
+
+
+def _scaled_config(**over) -> dict:
+    cfg = copy.deepcopy(CONFIG)
+    cfg["models"]["bart"]["d_model"] = 128
+    t5 = cfg["tables"]["table5"]
+    t5["experiments"] = [{"task": "zsre", "model": "bart"}]
+    t5["batches"] = [{"k": 1}, {"k": 4, "train": {"steps": 3}}, {"k": 13, "lr_from": 4}, {"k": 75}]
+    t5["k_scaling"] = {"paper_width": 768, "rounding": "ceil", "paper_k": [1, 75], "scaled_k": [1, 13], **over}
+    return cfg
+
+
+def test_k_scaling_is_read_with_the_models_width():
+    scaling = table5_k_scaling(_scaled_config())
+    assert scaling is not None and scaling.width == 128 and scaling.pairs == {1: 1, 75: 13}
+    assert scaling.rule_text() == "ceil(k · 128 / 768), at least 1"
+    assert table5_k_scaling(CONFIG) is None  # no rule declared: the paper's k only
+    cfg = _scaled_config()
+    cfg["tables"]["table5"]["k_scaling"] = None  # an overlay of another width switches it off
+    assert table5_k_scaling(cfg) is None
+
+
+@pytest.mark.parametrize(
+    ("over", "batches", "match"),
+    [
+        ({"scaled_k": [1, 12]}, None, r"scaled_k \[1, 12\] is not ceil\(k · 128 / 768\), at least 1 .* \[1, 13\]"),
+        ({"rounding": "half_up", "paper_k": [1, 25], "scaled_k": [1, 5]}, None, r"which is \[1, 4\]"),
+        ({"scaled_k": [1]}, None, "differ in length"),
+        ({}, [{"k": 1}, {"k": 75}], r"k \[13\] not in tables.table5.batches"),
+    ],
+)
+def test_k_scaling_that_does_not_follow_the_rule_fails(over, batches, match):
+    cfg = _scaled_config(**over)
+    if batches is not None:
+        cfg["tables"]["table5"]["batches"] = batches
+    with pytest.raises(ValueError, match=match):
+        table5_k_scaling(cfg)
+
+
+def test_k_scaling_fails_when_the_width_changes_under_it():
+    cfg = _scaled_config()
+    cfg["models"]["bart"]["d_model"] = 256  # e.g. an overlay widening the model without its own rule
+    with pytest.raises(ValueError, match=r"which is \[1, 25\]"):
+        table5_k_scaling(cfg)
+
+
+def test_a_scaled_k_without_a_grid_rate_borrows_lr_from():
+    cfg = _scaled_config()
+    # mend-k13 has no train_lr entry: the batch's lr_from k (4) gives it mend-k4's rate.
+    assert train_lr_key(cfg, "zsre", "bart", "mend-k13") == "zsre/bart/mend-k4"
+    k13 = resolve_experiment(cfg, "zsre", "bart", "mend-k13")
+    assert k13["train"]["lr"] == 0.25 and k13["train"]["edits_per_step"] == 13 and k13["eval"]["k"] == 13
+    # Its own grid entry, once the grid has run it, wins.
+    cfg["train_lr"]["zsre/bart/mend-k13"] = 0.125
+    assert resolve_experiment(cfg, "zsre", "bart", "mend-k13")["train"]["lr"] == 0.125
+    # A batch without lr_from and no entry keeps the configured default; so does lr_from naming an unlisted k.
+    assert train_lr_key(cfg, "zsre", "bart", "mend-k75") is None
+    assert resolve_experiment(cfg, "zsre", "bart", "mend-k75")["train"]["lr"] == 0.5
+    cfg["tables"]["table5"]["batches"][2]["lr_from"] = 75
+    del cfg["train_lr"]["zsre/bart/mend-k13"]
+    assert train_lr_key(cfg, "zsre", "bart", "mend-k13") is None
+
+
+def test_the_tiny_profile_declares_its_width_rule_and_the_scaled_batches_follow_the_caps_rule():
+    cfg = yaml.safe_load((ROOT / "config" / "tiny.yaml").read_text())
+    scaling = table5_k_scaling(cfg)
+    assert scaling is not None and scaling.pairs == {1: 1, 5: 1, 25: 5, 75: 13, 125: 21}
+    batches = {b["k"]: b for b in cfg["tables"]["table5"]["batches"]}
+    paper_ks = set(scaling.paper_k)
+    for k, b in batches.items():
+        if k in paper_ks or k == 1:
+            assert "lr_from" not in b, k  # the grid ran the paper's k
+            continue
+        # A scaled k: rate of the nearest paper k at or above it; caps log-linear in k between the neighbouring
+        # paper-k entries (steps, val_every), rounded; patience 3 × val_every as in every entry.
+        above = min(p for p in paper_ks if p > k)
+        below = max(p for p in paper_ks if p < k and p > 1)
+        assert b["lr_from"] == above
+        t = math.log(k / below) / math.log(above / below)
+        lo, hi = batches[below]["train"], batches[above]["train"]
+        for key in ("steps", "val_every"):
+            assert b["train"][key] == round(lo[key] * (hi[key] / lo[key]) ** t), (k, key)
+        assert b["train"]["patience"] == 3 * b["train"]["val_every"]
+        assert b["train"]["n_loc"] == lo["n_loc"] == hi["n_loc"]
+    assert all(b["train"]["patience"] == 3 * b["train"]["val_every"] for k, b in batches.items() if k > 1)

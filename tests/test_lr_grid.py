@@ -12,6 +12,7 @@ import pytest
 import yaml
 from test_workflow import _planned_runs
 
+from mendrepro.config import train_lr_key
 from mendrepro.report import lr_grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +67,10 @@ def test_config_rates_are_the_committed_grid_choices(profile):
     chosen = {r.key: float(r.lr) for r in grid[grid["chosen"]].itertuples()}
     assert {k: float(v) for k, v in cfg["train_lr"].items()} == pytest.approx(chosen)
     _, learned = _planned_runs(cfg)
-    assert {f"{t}/{m}/{e}" for t, m, e in learned} == set(chosen)
+    # Every learned editor trains at a grid rate: its own, or (Table 5's width-scaled k, `lr_from`) another k's.
+    keys = {(t, m, e): train_lr_key(cfg, t, m, e) for t, m, e in learned}
+    assert None not in keys.values(), keys
+    assert {key for (t, m, e), key in keys.items() if key == f"{t}/{m}/{e}"} == set(chosen)
     # Each editor was tried at every rate of the config's grid.
     assert set(grid["lr"]) == {float(x) for x in cfg["lr_grid"]["lrs"]}
     assert set(grid["accumulate"]) == {cfg["train"]["accumulate"]}

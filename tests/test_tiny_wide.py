@@ -18,8 +18,10 @@ OVERLAY = "tiny-wide.yaml"
 
 def test_the_overlay_sets_only_the_profile_paths_and_width():
     overlay = load_config_file(OVERLAY)
-    assert set(overlay) == {"profile", "data", "models"}
+    assert set(overlay) == {"profile", "data", "models", "tables"}
     assert overlay["models"] == {"bart": {"d_model": 256, "d_ffn": 1024}}
+    # The tiny profile's width rule for Table 5 is declared for width 128: the study measures the paper's k.
+    assert overlay["tables"] == {"table5": {"k_scaling": None}}
 
 
 def test_everything_but_the_width_is_the_tiny_profile():
@@ -35,8 +37,10 @@ def test_everything_but_the_width_is_the_tiny_profile():
     assert {m: s for m, s in wide["models"].items() if m != "bart"} == {
         m: s for m, s in tiny["models"].items() if m != "bart"
     }
-    rest = ("profile", "data", "models")
+    rest = ("profile", "data", "models", "tables")
     assert {k: v for k, v in wide.items() if k not in rest} == {k: v for k, v in tiny.items() if k not in rest}
+    assert wide["tables"]["table5"].pop("k_scaling") is None and tiny["tables"]["table5"].pop("k_scaling")
+    assert wide["tables"] == tiny["tables"]
 
 
 def test_ft_at_k_edits_is_a_table5_editor():

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from mendrepro.config import check_editors, is_learned, resolve_experiment
+from mendrepro.config import check_editors, is_learned, resolve_experiment, table5_k_scaling
 
 TABLES = ("table3", "table4", "table5", "table6")
 TASKS = ("zsre", "fever", "wikitext")
@@ -369,6 +369,7 @@ def check_config(config: dict, schema: dict) -> list[str]:
     check_names(config)
     try:
         check_editors(config)  # every editor's kind and typed options (the workflow's own call follows, a no-op)
+        table5_k_scaling(config)  # Table 5's declared width rule against the model's d_model, its k in batches
     except ValueError as e:
         raise ConfigError(str(e)) from None
     check_overrides(config, schema)

@@ -150,6 +150,112 @@ def table5_batches(config: dict) -> dict[int, dict]:
     return {b["k"]: b.get("train", {}) for b in t.get("batches", []) if b["k"] > 1}
 
 
+# Table 5 at matched scale (docs/method.md): the paper's k edits at once on BART-base's edited matrices (768 wide)
+# stand for ceil(k · d / 768) edits on a model whose edited matrices are d wide (d = d_model, their rank capacity).
+ROUNDINGS = ("ceil", "half_up")
+
+
+def scale_k(k: int, width: int, paper_width: int, rounding: str = "ceil") -> int:
+    """The batch size that loads a ``width``-wide edited matrix as k edits load a ``paper_width``-wide one:
+    k · width / paper_width rounded up (``ceil``) or to the nearest integer, halves up (``half_up``); at least 1."""
+    if k < 1 or width < 1 or paper_width < 1:
+        raise ValueError(f"k, width and paper_width must be positive, got {k}, {width}, {paper_width}")
+    num = k * width  # integer arithmetic: no float rounding at exact halves or whole numbers
+    if rounding == "ceil":
+        scaled = -(-num // paper_width)
+    elif rounding == "half_up":
+        scaled = (2 * num + paper_width) // (2 * paper_width)
+    else:
+        raise ValueError(f"rounding must be one of {list(ROUNDINGS)}, got {rounding!r}")
+    return max(1, scaled)
+
+
+@dataclass(frozen=True)
+class KScaling:
+    """Table 5's width rule as declared (``tables.table5.k_scaling``) and checked against the model's width."""
+
+    paper_width: int  # the paper model's edited width (BART-base: d_model 768)
+    width: int  # ours: the Table 5 model's d_model
+    rounding: str
+    paper_k: tuple[int, ...]
+    scaled_k: tuple[int, ...]  # aligned with paper_k
+
+    @property
+    def pairs(self) -> dict[int, int]:
+        """paper k -> scaled k."""
+        return dict(zip(self.paper_k, self.scaled_k, strict=True))
+
+    def rule_text(self) -> str:
+        """``"ceil(k · 128 / 768), at least 1"``: the rule as the captions state it."""
+        op = "ceil" if self.rounding == "ceil" else "round half up"
+        return f"{op}(k · {self.width} / {self.paper_width}), at least 1"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> KScaling:
+        return cls(
+            paper_width=int(d["paper_width"]),
+            width=int(d["width"]),
+            rounding=str(d.get("rounding", "ceil")),
+            paper_k=tuple(int(k) for k in d["paper_k"]),
+            scaled_k=tuple(int(k) for k in d["scaled_k"]),
+        )
+
+
+def table5_k_scaling(config: dict) -> KScaling | None:
+    """Table 5's declared width rule, checked (None when the profile declares none: k is the paper's).
+
+    The width is the ``d_model`` of the Table 5 model (every experiment's the same). Raises ValueError when the
+    declared ``scaled_k`` is not what the rule gives for ``paper_k``, when the lists differ in length, or when a
+    paper or scaled k is not one of ``batches`` (its editors would not be trained).
+    """
+    t5 = config["tables"].get("table5", {})
+    spec = t5.get("k_scaling")
+    if not spec:
+        return None
+    where = "tables.table5.k_scaling"
+    widths = {config["models"][e["model"]].get("d_model") for e in t5.get("experiments", [])}
+    if len(widths) != 1 or None in widths:
+        raise ValueError(f"{where}: the Table 5 models must share one d_model, got {sorted(map(str, widths))}")
+    paper_k, declared = list(spec["paper_k"]), list(spec["scaled_k"])
+    if len(paper_k) != len(declared):
+        raise ValueError(f"{where}: paper_k {paper_k} and scaled_k {declared} differ in length")
+    scaling = KScaling.from_dict({**spec, "width": widths.pop()})
+    want = [scale_k(k, scaling.width, scaling.paper_width, scaling.rounding) for k in paper_k]
+    if want != declared:
+        raise ValueError(
+            f"{where}: scaled_k {declared} is not {scaling.rule_text()} of paper_k {paper_k}, which is {want}"
+        )
+    ks = {b["k"] for b in t5.get("batches", [])}
+    missing = sorted(set(paper_k + declared) - ks)
+    if missing:
+        raise ValueError(f"{where}: k {missing} not in tables.table5.batches {sorted(ks)}: add a batch for each")
+    return scaling
+
+
+def table5_lr_from(config: dict) -> dict[int, int]:
+    """k -> the k whose grid rate a Table 5 batch borrows (``lr_from``) when the grid lists none of its own."""
+    t = config["tables"].get("table5", {})
+    return {b["k"]: b["lr_from"] for b in t.get("batches", []) if "lr_from" in b}
+
+
+def train_lr_key(config: dict, task: str, model: str, editor: str) -> str | None:
+    """The ``train_lr`` key whose rate ``editor`` trains with: its own, else (a Table 5 editor of a batch with
+    ``lr_from``) that of the same editor at the ``lr_from`` k; None when neither is listed."""
+    grid = config.get("train_lr", {})
+    own = f"{task}/{model}/{editor}"
+    if own in grid:
+        return own
+    m = BATCHED.fullmatch(editor)
+    if m and int(m["k"]) in table5_lr_from(config):
+        borrowed = f"{task}/{model}/{m['base']}-k{table5_lr_from(config)[int(m['k'])]}"
+        if borrowed in grid:
+            return borrowed
+    return None
+
+
 def editor_entry(config: dict, name: str) -> dict:
     """The resolved config entry of editor ``name``: a configured editor, a `variant_of` one (its base entry with
     the variant's options on top: the Table 6 ablations), or ``<editor>-k<k>``, a Table 5 editor trained and
@@ -227,9 +333,10 @@ def resolve_experiment(config: dict, task: str, model: str, editor: str = "", se
     exp["train"]["seed"] = int(seed)
     if editor:
         # The editor's learning rate as the grid chose it (`snakemake lr_grid`; config train_lr), if listed.
-        lr = config.get("train_lr", {}).get(f"{task}/{model}/{editor}")
-        if lr is not None:
-            exp["train"]["lr"] = float(lr)
+        # A Table 5 batch with lr_from and no grid entry of its own borrows that k's rate (table5_lr_from).
+        key = train_lr_key(config, task, model, editor)
+        if key is not None:
+            exp["train"]["lr"] = float(config["train_lr"][key])
     return exp
 
 

@@ -10,12 +10,15 @@ from snakemake.exceptions import WorkflowError
 # The experiment resolution and the editors' options live in the package (torch-free imports); the checkout's copy
 # is put first so a Snakemake without the package installed (e.g. --sdm conda) reads the same code.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from mendrepro.config import base_model_experiment, check_editors, resolve_experiment
+from mendrepro.config import base_model_experiment, check_editors, resolve_experiment, table5_k_scaling
 from mendrepro.config import is_learned as _is_learned
 
 # Every editor's kind and options, typed: a typo fails here, naming the editor, the key and the allowed values.
+# Table 5's width rule (tables.table5.k_scaling): its declared scaled k must be what the rule gives for the
+# model's d_model, and every k must have its batch, before any job runs.
 try:
     check_editors(config)
+    K_SCALING = table5_k_scaling(config)
 except ValueError as e:
     raise WorkflowError(f"config: {e}") from None
 
@@ -177,6 +180,13 @@ def table_metrics(table):
         for ed in t["editors"]
         for k in ks
     ]
+
+
+def table_args(table):
+    """Arguments of one table's report command beyond the common ones: Table 5's checked width rule."""
+    if table == "table5" and K_SCALING is not None:
+        return f"--k-scaling {shlex.quote(K_SCALING.to_json())}"
+    return ""
 
 
 def table_outputs(table):
