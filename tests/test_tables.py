@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mendrepro.config import KScaling
 from mendrepro.report import ablations, batched, paper, tables
 from mendrepro.report import cli as report_cli
 
@@ -641,11 +642,107 @@ def table5_others(tmp_path: Path) -> list[Path]:
 
 def test_table5_columns():
     cols = batched.table5_columns()
-    assert len(cols) == 20
+    assert len(cols) == 25
     assert cols[:4] == ["ES k=1 (ours)", "ES k=1 (paper)", "ES k=5 (ours)", "ES k=5 (paper)"]
     assert cols[10:12] == ["DD k=1 (ours)", "DD k=1 (paper)"]
-    assert cols[-1] == "DD k=125 (paper)"
+    assert cols[19] == "DD k=125 (paper)"
+    assert cols[20:] == [f"DD vs original k={k} (ours)" for k in paper.TABLE5_BATCH_SIZES]
     assert [c.removesuffix(" (paper)") for c in cols if c.endswith("(paper)")] == list(paper.TABLE5_COLUMNS)
+
+
+# The tiny profile's rule: d_model 128 against BART-base's 768, rounded up (config/tiny.yaml, k_scaling).
+TINY_SCALING = KScaling(768, 128, "ceil", (1, 5, 25, 75, 125), (1, 1, 5, 13, 21))
+
+
+@pytest.mark.parametrize(
+    ("scaling", "scaled_columns"),
+    [
+        (None, []),
+        # Each paper k with its scaled k beside it, where they differ (k = 1 scales to itself: no column).
+        (
+            TINY_SCALING,
+            [
+                "ES k=5 (scaled: 1) (ours)",
+                "ES k=25 (scaled: 5) (ours)",
+                "ES k=75 (scaled: 13) (ours)",
+                "ES k=125 (scaled: 21) (ours)",
+                "DD k=5 (scaled: 1) (ours)",
+                "DD k=25 (scaled: 5) (ours)",
+                "DD k=75 (scaled: 13) (ours)",
+                "DD k=125 (scaled: 21) (ours)",
+                "DD vs original k=5 (scaled: 1) (ours)",
+                "DD vs original k=25 (scaled: 5) (ours)",
+                "DD vs original k=75 (scaled: 13) (ours)",
+                "DD vs original k=125 (scaled: 21) (ours)",
+            ],
+        ),
+        # The micro profile declares the rule for its own k only (1 and 5).
+        (
+            KScaling(768, 16, "ceil", (1, 5), (1, 1)),
+            ["ES k=5 (scaled: 1) (ours)", "DD k=5 (scaled: 1) (ours)", "DD vs original k=5 (scaled: 1) (ours)"],
+        ),
+    ],
+)
+def test_table5_scaled_columns(scaling, scaled_columns):
+    cols = batched.table5_columns(scaling)
+    assert [c for c in cols if "(scaled:" in c] == scaled_columns
+    assert len(cols) == 25 + len(scaled_columns)
+    # Each scaled column sits right after the paper's value at that k.
+    for c in scaled_columns:
+        name = c.split(" (scaled:")[0]
+        before = cols[cols.index(c) - 1]
+        assert before in (f"{name} (paper)", f"{name} (ours)"), (c, before)
+
+
+def test_table5_scaled_and_original_cells(tmp_path, table5_files):
+    files = table5_files + [
+        # 247 = the largest multiple of 13 in 250 (config/tiny.yaml's n_edits)
+        _write(tmp_path, "mend_k13", {**_metrics5("mend", 13, 0.61, 0.03, dd_original=0.03), "n": 247}),
+        _write(tmp_path, "enn_k13", {**_metrics5("enn", 13, 0.4, 0.001, dd_original=0.31), "n": 247}),
+        _write(tmp_path, "enn_k1_orig", {**_metrics5("enn", 1, 0.99, 0.0), "dd_original": 0.342}),
+        _write(tmp_path, "mend_k21", _metrics5("mend", 21, 0.5, 0.04)),  # an older file: no dd_original
+    ]
+    files = [f for f in files if f.name != "enn_k1.json"]  # enn_k1_orig replaces it
+    metrics = tables.load_metrics(files)
+    # Without the rule, k = 13 and 21 are no Table 5 cells.
+    assert sorted(batched.table5_rows(metrics)["k"]) == [1, 1, 5, 25, 125]
+    df = batched.table5(metrics, scaling=TINY_SCALING)
+    assert list(df.columns) == batched.table5_columns(TINY_SCALING)
+    mend, enn = df.loc["MEND"], df.loc["ENN"]
+    assert mend["ES k=75 (ours)"] == tables.MISSING and mend["ES k=75 (scaled: 13) (ours)"] == "0.610"
+    assert mend["ES k=75 (paper)"] == "0.78"
+    assert mend["ES k=125 (scaled: 21) (ours)"] == "0.500" and mend["DD k=125 (scaled: 21) (ours)"] == "0.040"
+    # A scaled k that is a paper k shows that k's cell: k = 25 at 5, k = 5 at 1.
+    assert mend["ES k=25 (scaled: 5) (ours)"] == mend["ES k=5 (ours)"] == "0.900"
+    assert mend["ES k=5 (scaled: 1) (ours)"] == mend["ES k=1 (ours)"] == "0.950"
+    # DD vs original: ENN's own (it trains the base model); an older file without it shows none.
+    assert enn["DD vs original k=1 (ours)"] == "0.342" and enn["DD k=1 (ours)"] == "0.000"
+    assert enn["DD vs original k=75 (scaled: 13) (ours)"] == "0.310" and enn["DD k=75 (scaled: 13) (ours)"] == "0.001"
+    assert mend["DD vs original k=75 (scaled: 13) (ours)"] == "0.030"
+    assert mend["DD vs original k=125 (scaled: 21) (ours)"] == tables.MISSING
+    caption = batched.table5_caption(metrics, profile="tiny", scaling=TINY_SCALING)
+    assert "ceil(k · 128 / 768), at least 1 edits on ours (128 wide" in caption
+    assert "5 → 1, 25 → 5, 75 → 13, 125 → 21" in caption
+    assert "repeats that k's cells (5 → 1, 25 → 5)" in caption
+    assert "k=13: 247 (19 batches)" in caption  # n per k, the scaled k too
+    assert "ENN against the original: k=1 0.342; k=13 0.310" in caption
+    assert "(scaled:" not in batched.table5_caption(metrics, profile="tiny")
+
+
+def test_main_table5_with_k_scaling(tmp_path, table5_files, capsys):
+    extra = _write(tmp_path, "mend_k21", _metrics5("mend", 21, 0.5, 0.04, dd_original=0.04))
+    out = tmp_path / "t5"
+    argv = ["table5", "--metrics", *map(str, [*table5_files, extra]), "--out", str(out)]
+    assert report_cli.main([*argv, "--k-scaling", TINY_SCALING.to_json()]) == 0
+    assert "not a Table 5 result" not in capsys.readouterr().err
+    back = pd.read_csv(out.with_suffix(".csv"), index_col=0, dtype=str, keep_default_na=False)
+    assert back.loc["MEND", "ES k=125 (scaled: 21) (ours)"] == "0.500"
+    assert back.loc["MEND", "DD vs original k=125 (scaled: 21) (ours)"] == "0.040"
+    # Without the rule the k = 21 file is no Table 5 result, and says so.
+    assert report_cli.main(argv) == 0
+    assert f"warning: {extra} is not a Table 5 result" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--k-scaling"):
+        batched.parse_k_scaling('{"paper_width": 768}')
 
 
 def test_table5_cells(table5_files, table5_others):

@@ -38,8 +38,10 @@ for _table in TABLES:
             stem=out_stem,
             profile=PROFILE,
             table=_table,
+            extra=table_args(_table),
         shell:
-            "{params.report_cmd} {params.table} --metrics {input} --out {params.stem} --profile {params.profile} > {log} 2>&1"
+            "{params.report_cmd} {params.table} --metrics {input} --out {params.stem} --profile {params.profile} "
+            "{params.extra} > {log} 2>&1"
 
 
 if memory_train_metrics():
