@@ -630,3 +630,111 @@ def test_each_part_says_how_many_edits_it_rests_on(tmp_path):
     paths.append(write_run(tmp_path, "zsre", "bart", "ftkl", np.full(40, 0.4)))
     row = _table(claims.load_runs(paths), TABLE4_ZSRE, "T4.2")
     assert "(n = 40)" in row["ours"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Table 5 at matched scale: the verdict at the width-scaled k, the paper's k beside it as a diagnostic
+# --------------------------------------------------------------------------------------------------------
+SCALED_T5 = {
+    "table5": {
+        "experiments": [{"task": "zsre", "model": "bart"}],
+        "editors": ["enn", "mend"],
+        "batches": [{"k": k} for k in (1, 5, 13, 21, 25, 75, 125)],
+        "k_scaling": {
+            "paper_width": 768,
+            "rounding": "ceil",
+            "paper_k": [1, 5, 25, 75, 125],
+            "scaled_k": [1, 1, 5, 13, 21],
+        },
+    }
+}
+N_T5 = 120  # edits per run (a multiple of every k but 13, 21 and 75: the runs need not divide it)
+
+
+def _t5_runs(root: Path, mend_es: dict[int, float], enn_es: dict[int, float], mend_dd: dict[int, float]) -> claims.Runs:
+    """MEND and ENN at every k of SCALED_T5, with these ES (probabilities) and MEND's acc drawdown shifts."""
+    rng = np.random.default_rng(21)
+    paths = []
+    for k in (1, 5, 13, 21, 25, 75, 125):
+        for editor, es in (("mend", mend_es), ("enn", enn_es)):
+            name = editor if k == 1 else f"{editor}-k{k}"
+            shift = mend_dd.get(k, 0.0) if editor == "mend" else 0.0
+            values = (rng.random(N_T5) < es[k]).astype(float)
+            paths.append(write_run(root, "zsre", "bart", name, values, k=k, dd_shift=shift))
+    return claims.load_runs(paths)
+
+
+# At the scaled k (5, 13, 21) MEND stays well ahead of ENN, keeps its ES and its locality; at the paper's k (25, 75,
+# 125) it falls below ENN, keeps less than half its ES and breaks the model: the two readings disagree.
+MEND_ES = {1: 0.95, 5: 0.9, 13: 0.85, 21: 0.8, 25: 0.05, 75: 0.03, 125: 0.02}
+ENN_ES = {1: 0.95, 5: 0.2, 13: 0.1, 21: 0.05, 25: 0.3, 75: 0.3, 125: 0.3}
+MEND_DD = {25: 0.34, 75: 0.34, 125: 0.34}
+
+
+@pytest.mark.parametrize(
+    ("claim", "labels", "diagnostic"),
+    [
+        (
+            "T5.1",
+            ["k=25 (scaled: 5)", "k=75 (scaled: 13)", "k=125 (scaled: 21)", "paper k=25", "paper k=75", "paper k=125"],
+            "at the paper's k (diagnostic, not the verdict): not reproduced",
+        ),
+        (
+            "T5.2",
+            ["MEND k=125 (scaled: 21)", "ENN k=125 (scaled: 21)", "MEND paper k=125", "ENN paper k=125"],
+            "at the paper's k (diagnostic, not the verdict): not reproduced",
+        ),
+        (
+            "T5.3",
+            ["k=1/5 (scaled: 1)", "k=25 (scaled: 5)", "k=75 (scaled: 13)", "k=125 (scaled: 21)"]
+            + [f"paper k={k}" for k in (1, 5, 25, 75, 125)],
+            "at the paper's k (diagnostic, not the verdict): not reproduced",
+        ),
+    ],
+)
+def test_t5_verdict_at_the_scaled_k_with_the_paper_k_beside_it(tmp_path, claim, labels, diagnostic):
+    runs = _t5_runs(tmp_path, MEND_ES, ENN_ES, MEND_DD)
+    row = _table(runs, SCALED_T5, claim)
+    assert row["verdict"] == claims.REPRODUCED, row.to_dict()
+    assert row["notes"].startswith(diagnostic), row["notes"]
+    # Every reading is in ours, in order: the scaled parts, then the paper's k.
+    assert [lab for lab in labels if f"{lab}: " in row["ours"]] == labels, row["ours"]
+    assert all(row["ours"].index(a) < row["ours"].index(b) for a, b in zip(labels, labels[1:], strict=False))
+    # The estimate and interval are a scaled part's, never the diagnostic's.
+    assert "estimate and interval: paper" not in row["notes"]
+
+
+def test_t5_without_a_width_rule_reads_the_paper_k_only(tmp_path):
+    runs = _t5_runs(tmp_path, MEND_ES, ENN_ES, MEND_DD)
+    cfg = {"table5": {k: v for k, v in SCALED_T5["table5"].items() if k != "k_scaling"}}
+    cfg["table5"]["batches"] = [{"k": k} for k in (1, 5, 25, 75, 125)]
+    for claim in ("T5.1", "T5.2", "T5.3"):
+        row = _table(runs, cfg, claim)
+        assert row["verdict"] == claims.NOT_REPRODUCED, (claim, row.to_dict())
+        assert "diagnostic" not in row["notes"] and "scaled" not in row["ours"]
+
+
+def test_t5_scaled_k_only_batches_are_not_paper_k(tmp_path):
+    """With the rule, k = 13 and 21 are read only as scaled k, never as paper k of their own (T5.1's k ≥ 25 reads
+    25, 75, 125; T5.3's parts are the paper's five k and their scaled k)."""
+    runs = _t5_runs(tmp_path, MEND_ES, ENN_ES, MEND_DD)
+    row = _table(runs, SCALED_T5, "T5.3")
+    assert "paper k=13" not in row["ours"] and "paper k=21" not in row["ours"]
+
+
+def test_t5_2_whose_largest_k_scales_to_one_is_inconclusive(tmp_path):
+    """The micro profile: k = 5 scales to 1, so there is no batch to compare with one edit at matched scale."""
+    cfg = {"table5": {**SCALED_T5["table5"], "batches": [{"k": 1}, {"k": 5}]}}
+    cfg["table5"]["k_scaling"] = {**cfg["table5"]["k_scaling"], "paper_k": [1, 5], "scaled_k": [1, 1]}
+    runs = _t5_runs(tmp_path, MEND_ES, ENN_ES, MEND_DD)
+    row = _table(runs, cfg, "T5.2")
+    assert row["verdict"] == claims.INCONCLUSIVE
+    assert "k = 5 scales to k = 1" in row["notes"]
+    assert "at the paper's k (diagnostic, not the verdict): reproduced" in row["notes"]
+
+
+def test_full_config_with_a_width_rule_keeps_16_claims(tmp_path):
+    runs = _t5_runs(tmp_path, MEND_ES, ENN_ES, MEND_DD)
+    df = claims.claims_table(runs, {**TABLES_FULL, **SCALED_T5}, n_boot=50)
+    assert list(df["claim"]) == list(claims.CLAIM_IDS) and len(df) == 16
+    assert list(df.set_index("claim").loc[["T5.1", "T5.2", "T5.3"], "verdict"]) == [claims.REPRODUCED] * 3

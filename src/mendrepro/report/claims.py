@@ -26,6 +26,7 @@ writes ``STEM.md`` and ``STEM.csv``. Pandas and numpy only, never torch.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -518,6 +519,9 @@ class Part:
     note: str = ""
     interval: bool = True  # False: a single measurement or a deterministic check (no bootstrap)
     cells: tuple = ()  # (task, model, editor, seeds, n edits per seed) of the runs it used
+    # A diagnostic reading shown beside the claim's (Table 5 at the paper's k where the profile declares a width
+    # rule): described in ours and notes, never in the verdict, estimate or interval.
+    diagnostic: bool = False
 
     def n_text(self) -> str:
         """``"n = 150"`` (edits per seed each editor was scored on), ``"n = 150/250"`` when the runs differ."""
@@ -574,7 +578,9 @@ _RANK = {NOT_REPRODUCED: 0, INCONCLUSIVE: 1, REPRODUCED: 2}
 
 def combine(parts: Sequence[Part]) -> tuple[str, Part | None]:
     """The row's verdict (reproduced iff every part is, not reproduced iff some part is not) and its least
-    favourable part with an estimate (for the estimate and interval columns), None if no part has one."""
+    favourable part with an estimate (for the estimate and interval columns), None if no part has one.
+    Diagnostic parts are left out (:func:`diagnostic_note` reads them)."""
+    parts = [p for p in parts if not p.diagnostic]
     verdicts = [p.verdict for p in parts]
     if parts and all(v == REPRODUCED for v in verdicts):
         verdict = REPRODUCED
@@ -717,10 +723,19 @@ class Context:
         return list(self.tables_cfg.get(table, {}).get("editors", []))
 
     def ks(self) -> list[int]:
+        """Table 5's configured k, less those that are only width-scaled k (:meth:`scaled`)."""
         t = self.tables_cfg.get("table5")
         if not t:
             raise Unavailable("not run: the profile has no table5")
-        return sorted(int(b["k"]) for b in t.get("batches", [{"k": 1}]))
+        ks = {int(b["k"]) for b in t.get("batches", [{"k": 1}])}
+        pairs = self.scaled()
+        return sorted(ks - (set(pairs.values()) - set(pairs)))
+
+    def scaled(self) -> dict[int, int]:
+        """paper k -> its width-scaled k (``tables.table5.k_scaling``, checked by the workflow); empty when the
+        profile declares no width rule (the paper's k are then the claims' only reading)."""
+        spec = (self.tables_cfg.get("table5") or {}).get("k_scaling") or {}
+        return {int(k): int(s) for k, s in zip(spec.get("paper_k", []), spec.get("scaled_k", []), strict=True)}
 
 
 def _cells(sample: Sample) -> tuple:
@@ -854,43 +869,68 @@ def _k_editor(editor: str, k: int) -> str:
     return editor if k == 1 else f"{editor}-k{k}"
 
 
+def _t5_readings(ctx: Context, ks: Sequence[int]) -> list[tuple[str, int, bool]]:
+    """(part label, k evaluated, diagnostic) for the paper's ``ks``: where the profile declares a width rule,
+    each at its scaled k (the verdict: the matched-scale reading, docs/method.md) and then at the paper's own k
+    (a diagnostic beside it); otherwise at the paper's k only."""
+    pairs = ctx.scaled()
+    if not pairs:
+        return [(f"k={k}", k, False) for k in ks]
+    missing = [k for k in ks if k not in pairs]
+    if missing:
+        raise Unavailable(f"tables.table5.k_scaling gives no scaled k for the paper's k {missing}")
+    scaled = [(f"k={k} (scaled: {pairs[k]})", pairs[k], False) for k in ks]
+    return scaled + [(f"paper k={k}", k, True) for k in ks]
+
+
+def _diagnostic(parts: list[Part], diagnostic: bool) -> list[Part]:
+    for p in parts:
+        p.diagnostic = diagnostic
+    return parts
+
+
 def claim_t5_1(ctx: Context) -> list[Part]:
-    ks = [k for k in ctx.ks() if k >= 25]
-    if not ks:
+    pairs = ctx.scaled()
+    paper_ks = [k for k in (pairs or ctx.ks()) if k >= 25]
+    if not paper_ks:
         raise Unavailable("not run: table5 has no k ≥ 25")
     parts = []
     for task, model in ctx.experiments("table5"):
-        for k in ks:
+        for lab, k, diag in _t5_readings(ctx, paper_ks):
 
-            def part(task=task, model=model, k=k) -> Part:
+            def part(task=task, model=model, k=k, lab=lab) -> Part:
                 mend, enn = _k_editor("mend", k), _k_editor("enn", k)
                 s = ctx.runs.sample(task, model, [mend, enn], k)
                 a, b = ctx.boot.es(s, mend), ctx.boot.es(s, enn)
-                return bootstrap_part(f"k={k}", a - b, Region(">"), f"MEND {fmt(a[0])} vs ENN {fmt(b[0])}", _cells(s))
+                return bootstrap_part(lab, a - b, Region(">"), f"MEND {fmt(a[0])} vs ENN {fmt(b[0])}", _cells(s))
 
-            parts += guarded(f"k={k}", part)
+            parts += _diagnostic(guarded(lab, part), diag)
     return parts
 
 
 def claim_t5_2(ctx: Context) -> list[Part]:
+    pairs = ctx.scaled()
     ks = ctx.ks()
-    k_max = 125 if 125 in ks else max(ks)
+    k_max = 125 if 125 in (pairs or ks) else max(pairs or ks)
     if k_max <= 1:
         raise Unavailable("not run: table5 has no k > 1")
     parts = []
     for task, model in ctx.experiments("table5"):
-        for editor, region in (("mend", Region("≥", 0.5)), ("enn", Region("<", 0.5))):
+        for lab, k, diag in _t5_readings(ctx, [k_max]):
+            for editor, region in (("mend", Region("≥", 0.5)), ("enn", Region("<", 0.5))):
+                part_label = f"{label(editor)} {lab}" if pairs else label(editor)
 
-            def part(task=task, model=model, editor=editor, region=region) -> Part:
-                one = ctx.runs.sample(task, model, [editor], 1)
-                big = ctx.runs.sample(task, model, [_k_editor(editor, k_max)], k_max)
-                # The two runs evaluate different edits: each is resampled on its own (independent weights).
-                a, b = ctx.boot.es(big, _k_editor(editor, k_max)), ctx.boot.es(one, editor)
-                reps = ratio(a, b)
-                ours = f"ES k={k_max} {fmt(a[0])} / k=1 {fmt(b[0])}"
-                return bootstrap_part(f"{label(editor)}", reps, region, ours, _cells(one) + _cells(big))
+                def part(task=task, model=model, editor=editor, region=region, k=k, part_label=part_label) -> Part:
+                    if k <= 1:
+                        raise Unavailable(f"k = {k_max} scales to k = 1: no batch to compare with one edit")
+                    one = ctx.runs.sample(task, model, [editor], 1)
+                    big = ctx.runs.sample(task, model, [_k_editor(editor, k)], k)
+                    # The two runs evaluate different edits: each is resampled on its own (independent weights).
+                    a, b = ctx.boot.es(big, _k_editor(editor, k)), ctx.boot.es(one, editor)
+                    ours = f"ES k={k} {fmt(a[0])} / k=1 {fmt(b[0])}"
+                    return bootstrap_part(part_label, ratio(a, b), region, ours, _cells(one) + _cells(big))
 
-            parts += guarded(label(editor), part)
+                parts += _diagnostic(guarded(part_label, part), diag)
     if k_max != 125:
         for p in parts:
             p.note = "; ".join(x for x in (p.note, f"largest configured k = {k_max} (the paper's is 125)") if x)
@@ -898,17 +938,24 @@ def claim_t5_2(ctx: Context) -> list[Part]:
 
 
 def claim_t5_3(ctx: Context) -> list[Part]:
+    pairs = ctx.scaled()
     parts = []
     for task, model in ctx.experiments("table5"):
-        for k in ctx.ks():
+        readings = _t5_readings(ctx, sorted(pairs) if pairs else ctx.ks())
+        # Paper k that scale to the same k (1 and 5 -> 1) are one part: the same runs.
+        merged: dict[tuple[int, bool], list[str]] = {}
+        for lab, k, diag in readings:
+            merged.setdefault((k, diag), []).append(lab)
+        for (k, diag), labs in merged.items():
+            lab = labs[0] if len(labs) == 1 else f"k={'/'.join(x.split()[0][2:] for x in labs)} (scaled: {k})"
 
-            def part(task=task, model=model, k=k) -> Part:
+            def part(task=task, model=model, k=k, lab=lab) -> Part:
                 editor = _k_editor("mend", k)
                 s = ctx.runs.sample(task, model, [editor], k)
                 reps = ctx.boot.dd(s, editor)
-                return bootstrap_part(f"k={k}", reps, Region("≤", 0.05), f"{s.dd_kind} DD {fmt(reps[0])}", _cells(s))
+                return bootstrap_part(lab, reps, Region("≤", 0.05), f"{s.dd_kind} DD {fmt(reps[0])}", _cells(s))
 
-            parts += guarded(f"k={k}", part)
+            parts += _diagnostic(guarded(lab, part), diag)
     return parts
 
 
@@ -1052,14 +1099,31 @@ def _step_cap_notes(parts: Sequence[Part], summaries: Sequence[TrainSummary]) ->
     ]
 
 
+def diagnostic_note(parts: Sequence[Part]) -> str:
+    """``"at the paper's k (diagnostic, not the verdict): not reproduced, −0.2 [−0.3, −0.1] (paper k=25)"``: the
+    verdict the diagnostic parts would give as a claim of their own; empty without diagnostic parts."""
+    diag = [dataclasses.replace(p, diagnostic=False) for p in parts if p.diagnostic]
+    if not diag:
+        return ""
+    verdict, worst = combine(diag)
+    where = ""
+    if worst is not None:
+        stat = f"{fmt(worst.estimate)} [{fmt(worst.lo)}, {fmt(worst.hi)}]" if worst.interval else fmt(worst.estimate)
+        where = f", {stat} ({worst.label})"
+    return f"at the paper's k (diagnostic, not the verdict): {verdict}{where}"
+
+
 def claim_row(
     claim: str, parts: list[Part], paper_text: str, summaries: Sequence[TrainSummary], samples: Sequence[Sample] = ()
 ) -> dict:
     """The table row of one claim from its parts (and the notes of the samples it used)."""
     verdict, worst = combine(parts)
+    scored = [p for p in parts if not p.diagnostic]
     notes = [f"{p.label}: {p.note}" if p.label and len(parts) > 1 else p.note for p in parts if p.note]
     notes += [n for s in samples for n in s.notes]
-    if worst is not None and len(parts) > 1:
+    if diagnostic_note(parts):
+        notes.insert(0, diagnostic_note(parts))
+    if worst is not None and len(scored) > 1:
         notes.append(f"estimate and interval: {worst.label}")
     if worst is not None and not worst.interval:
         notes.append("single measurement or exact check: no interval")
@@ -1143,7 +1207,10 @@ def caption(df: pd.DataFrame, runs: Runs, profile: str, n_boot: int, seed: int) 
         "the whole interval is in the claimed region, not reproduced when it is wholly outside, inconclusive "
         "otherwise or when inputs are missing; a claim over several parts (models, tasks, k, sizes) is reproduced "
         "iff every part is and not reproduced iff some part is not, its estimate and interval are those of the "
-        "least favourable part. A ratio with a zero denominator in any resample leaves its part inconclusive. "
+        "least favourable part. T5.1–T5.3, where the profile declares Table 5's width rule "
+        "(tables.table5.k_scaling): the verdict reads each paper k at its width-scaled k (k=125 (scaled: 21)); the "
+        "paper's own k (parts 'paper k=…') are a diagnostic beside it, in ours and the notes, not in the verdict. "
+        "A ratio with a zero denominator in any resample leaves its part inconclusive. "
         "T4.4 (MEND, KE, FT: pre-edit model = original, exactly) and F3.1 (one memory measurement per size) have "
         f"no interval. Reproduced {counts.get(REPRODUCED, 0)} of {len(df)}; not reproduced "
         f"{counts.get(NOT_REPRODUCED, 0)}; inconclusive {counts.get(INCONCLUSIVE, 0)}."
