@@ -47,14 +47,21 @@ $(VENV)/.installed: $(LOCK) $(PYPI_LOCK) pyproject.toml envs/install.py
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH: install Python 3.11" >&2; exit 1; }
 	$(PYTHON) envs/install.py --venv $(VENV) --torch $(TORCH) $(if $(WHEELS),--wheels $(WHEELS))
 
+# Config files and --config values checked first (file:line:column, key paths): Snakemake's own loader reads
+# --configfile files before the workflow's checks run, and names no file or line (docs/running.md).
+CHECK_CONFIG = $(BIN)/python -m mendrepro.checks --snakemake
+
 reproduce: $(VENV)/.installed
+	$(CHECK_CONFIG) $(SNAKEMAKE_ARGS)
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
 
 # The convergence study (config/tiny-long.yaml): the tiny profile with four times the training budget.
 reproduce-long: $(VENV)/.installed
+	$(CHECK_CONFIG) --configfile config/tiny.yaml config/tiny-long.yaml $(SNAKEMAKE_ARGS)
 	$(BIN)/snakemake --cores all --configfile config/tiny.yaml config/tiny-long.yaml $(SNAKEMAKE_ARGS)
 
 dryrun: $(VENV)/.installed
+	$(CHECK_CONFIG) $(SNAKEMAKE_ARGS)
 	$(BIN)/snakemake -n $(SNAKEMAKE_ARGS)
 
 test: $(VENV)/.installed

@@ -12,7 +12,13 @@ min_version("9.0")
 # Every bad input gets one line naming its file (and line) or config key path, at DAG start (mendrepro.checks,
 # torch-free; the checkout's copy first, as in common.smk).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from mendrepro.checks import ConfigError, check_config, check_config_files, load_schema
+from mendrepro.checks import (
+    ConfigError,
+    apply_overrides,
+    check_config,
+    check_config_files,
+    load_schema,
+)
 from mendrepro.stale_locks import clear_stale_locks
 
 # A run killed by a signal leaves Snakemake's locks behind; they are removed when no other run of this workflow is
@@ -40,14 +46,15 @@ if not workflow.overwrite_configfiles:
     configfile: "config/tiny.yaml"
 
 
-# `--config 'seeds=[1]'` hands the list's items over as strings; the schema asks for integers.
-if isinstance(config.get("seeds"), list):
-    config["seeds"] = [int(s) if isinstance(s, str) and s.isdigit() else s for s in config["seeds"]]
+# `--config 'train={steps: 500}'` hands nested values over as strings ('500'): typed here as a config file's would
+# be, so the checks below give an override the same messages as the same value in a file.
+_SCHEMA = load_schema(Path(workflow.basedir) / "config/schema.yaml")
+apply_overrides(config, workflow.config_settings.config, _SCHEMA)
 
 # Unknown keys, the schema cut to the offending key path and reason, names, overrides, and each planned run's k and
 # n_edits against the dev split; notes say where an evaluation covers fewer edits than configured.
 try:
-    for _note in check_config(config, load_schema(Path(workflow.basedir) / "config/schema.yaml")):
+    for _note in check_config(config, _SCHEMA):
         print(_note, file=sys.stderr)
 except ConfigError as e:
     raise WorkflowError(str(e)) from None

@@ -89,7 +89,7 @@ CONFIG_CASES = [
     (
         "editor train typo",
         _set("editors.mend.train", {"stpes": 5}),
-        "editors.mend.train: Additional properties are not allowed ('stpes' was unexpected); keys: steps, lr",
+        "editors.mend.train: unknown key 'stpes' (did you mean 'steps'?); keys: steps, lr",
     ),
     ("k 0", _set("eval.k", 0), "eval.k: 0 is less than the minimum of 1"),
     ("editor k 0", _set("editors.ke.eval", {"k": 0}), "editors.ke.eval.k: 0 is less than the minimum of 1"),

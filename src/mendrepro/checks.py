@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,6 +62,35 @@ def _short(value: Any, width: int = 60) -> str:
 # Config files
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last one silently)."""
+
+
+def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    first: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged keys may be overridden
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            seen = first.setdefault(key, key_node.start_mark.line)
+        except TypeError:  # an unhashable key: the constructor below says so, with its mark
+            continue
+        if seen != key_node.start_mark.line:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen + 1})", key_node.start_mark
+            )
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def load_yaml(text: str):
+    """YAML text as safe_load reads it, except that a duplicate key raises (with its line and column)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def read_config_file(path: str | os.PathLike[str]) -> dict:
     """A YAML/JSON config file as a mapping; a file that is missing, not UTF-8, not YAML or not a mapping raises a
     one-line ConfigError naming the file (and line and column)."""
@@ -86,13 +116,15 @@ def read_config_file(path: str | os.PathLike[str]) -> dict:
             f"{p}:{line}:{col}: byte 0x{raw[e.start]:02x} is not UTF-8; config files are UTF-8 text{hint}"
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         context = getattr(e, "context", None)
         raise ConfigError(f"{where}: YAML error: {problem}" + (f" ({context})" if context else "") + hint) from None
+    if data is None:
+        raise ConfigError(f"{p}: empty config file; a config file is a mapping of keys (profile, seeds, ...){hint}")
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a config file is a mapping of keys (profile, seeds, ...), got {_short(data)}{hint}")
     return data
@@ -102,6 +134,53 @@ def check_config_files(paths: list[str]) -> None:
     """Each config file reads as a mapping (:func:`read_config_file`)."""
     for path in paths:
         read_config_file(path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# `--config` overrides
+
+
+def coerce_overrides(value: Any, schema: dict | None) -> Any:
+    """``--config`` values typed as a config file would type them.
+
+    Snakemake reads a nested ``--config 'train={steps: 500}'`` with YAML's base loader, so every nested scalar
+    arrives as a string ('500'); only top-level scalars are converted. Each string where the schema does not allow
+    a string (and any string where the schema says nothing, e.g. editor options) is read as YAML's safe loader reads
+    it, so an override gets the same range messages as the same value in a config file.
+    """
+    schema = schema if isinstance(schema, dict) else {}
+    if isinstance(value, dict):
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        return {k: coerce_overrides(v, props.get(k, extra)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [coerce_overrides(v, schema.get("items")) for v in value]
+    if not isinstance(value, str):
+        return value
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if "null" in types and value in ("null", "~", "Null", "NULL"):
+        return None
+    if "string" in types or value in schema.get("enum", ()):
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return parsed if parsed is None or isinstance(parsed, (bool, int, float)) else value
+
+
+def apply_overrides(config: dict, overrides: Any, schema: dict) -> None:
+    """Replace the string values Snakemake merged in from ``--config`` with their typed values (in place)."""
+    _merge(config, coerce_overrides(_plain(overrides), schema))
+
+
+def _plain(value: Any) -> Any:
+    """Snakemake's immutable mappings as dicts."""
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -141,7 +220,11 @@ def schema_problem(instance: Any, schema: dict, prefix: tuple = ()) -> str | Non
     where = key_path([*prefix, *error.absolute_path])
     message = error.message.replace(repr(error.instance), _short(error.instance))
     if error.validator == "additionalProperties" and isinstance(error.schema.get("properties"), dict):
-        message += f"; keys: {', '.join(error.schema['properties'])}"
+        known = list(error.schema["properties"])
+        extra = sorted(set(error.instance) - set(known)) if isinstance(error.instance, dict) else []
+        if extra:
+            message = f"unknown key '{extra[0]}'{_suggest(extra[0], known)}"
+        message += f"; keys: {', '.join(known)}"
     elif error.validator in ("oneOf", "anyOf"):
         forms = sorted({e.message for e in error.context})
         message = f"{_short(error.instance)} matches none of the allowed forms: {' | '.join(forms)}"
@@ -348,7 +431,8 @@ def check_data_file(path: str) -> None:
 
 
 def check_data_paths(config: dict) -> None:
-    """No data path is a directory (each seed's path, for the per-seed self-samples)."""
+    """No data path is a directory (each seed's path, for the per-seed self-samples), nor the place of a file
+    placed by hand (``data.placed`` / ``downloads.<key>.file``)."""
     for key, path in config["data"].items():
         if key in ("placed", "mirror") or not isinstance(path, str):
             continue
@@ -356,6 +440,27 @@ def check_data_paths(config: dict) -> None:
             p = path.format(seed=seed) if "{seed}" in path else path
             if os.path.isdir(p):
                 raise ConfigError(f"data.{key}: {p} is a directory; a data path names one file")
+    placed = config["data"].get("placed")
+    for key, spec in config.get("downloads", {}).items():
+        if spec.get("kind") == "placed" and placed:
+            p = os.path.join(placed, spec["file"])
+            if os.path.isdir(p):
+                raise ConfigError(
+                    f"downloads.{key}.file: {p} is a directory; place the file itself there ({spec['source']})"
+                )
+
+
+def check_edit_params(config: dict) -> None:
+    """Every ``models.<model>.edit_params`` entry is a regular expression (the training job would fail on it)."""
+    for name, m in config["models"].items():
+        for i, pattern in enumerate(m.get("edit_params", [])):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ConfigError(
+                    f"models.{name}.edit_params[{i}]: {pattern!r} is not a regular expression ({e.msg} at position "
+                    f"{e.pos}); entries are Python regular expressions of parameter names"
+                ) from None
 
 
 def check_config(config: dict, schema: dict) -> list[str]:
@@ -367,6 +472,7 @@ def check_config(config: dict, schema: dict) -> list[str]:
             raise ConfigError(f"config: unknown top-level key '{key}'{_suggest(key, known)}; keys: {', '.join(known)}")
     _schema_error(config, schema, ())
     check_names(config)
+    check_edit_params(config)
     try:
         check_editors(config)  # every editor's kind and typed options (the workflow's own call follows, a no-op)
         table5_k_scaling(config)  # Table 5's declared width rule against the model's d_model, its k in batches
@@ -381,24 +487,66 @@ def load_schema(path: str | os.PathLike[str]) -> dict:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
+DEFAULT_CONFIG = "config/tiny.yaml"  # the Snakefile's configfile when no --configfile is given
+
+
+def snakemake_config_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(config files, ``--config`` entries) of a Snakemake command line, as Snakemake reads them: each option takes
+    every word after it up to the next option or ``--``. No ``--configfile``: the Snakefile's default file."""
+    files: list[str] = []
+    entries: list[str] = []
+    into: list[str] | None = None
+    for arg in args:
+        if arg == "--":
+            break
+        name, eq, value = arg.partition("=")
+        if name in ("--configfile", "--configfiles", "--config", "-C"):
+            into = entries if name in ("--config", "-C") else files
+            if eq:
+                into.append(value)
+        elif arg.startswith("-"):
+            into = None
+        elif into is not None:
+            into.append(arg)
+    return files or [DEFAULT_CONFIG], entries
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mendrepro.checks [--schema S] FILE...``: the files as Snakemake would merge them, checked."""
+    """``python -m mendrepro.checks [--schema S] FILE...``: the files as Snakemake would merge them, checked.
+    ``python -m mendrepro.checks --snakemake ARGS...``: the config files and ``--config`` values of a Snakemake
+    command line (the Makefile's targets run this before Snakemake, whose own loader names no file or line)."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m mendrepro.checks", description=main.__doc__)
-    p.add_argument("files", nargs="+", help="config files, merged in order (later keys win, as --configfile)")
-    p.add_argument("--schema", default=str(Path(__file__).resolve().parents[2] / "config/schema.yaml"))
-    args = p.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    schema_path = str(Path(__file__).resolve().parents[2] / "config/schema.yaml")
+    entries: list[str] = []
+    if argv[:1] == ["--snakemake"]:
+        files, entries = snakemake_config_args(argv[1:])
+    else:
+        p = argparse.ArgumentParser(prog="python -m mendrepro.checks", description=main.__doc__)
+        p.add_argument("files", nargs="+", help="config files, merged in order (later keys win, as --configfile)")
+        p.add_argument("--schema", default=schema_path)
+        args = p.parse_args(argv)
+        files, schema_path = args.files, args.schema
     config: dict = {}
     try:
-        for path in args.files:
+        schema = load_schema(schema_path)
+        for path in files:
             _merge(config, read_config_file(path))
-        for note in check_config(config, load_schema(args.schema)):
-            print(note)
+        if entries:
+            from snakemake.cli import parse_config  # how Snakemake itself reads --config
+
+            try:
+                overrides = parse_config(entries)
+            except ValueError as e:
+                raise ConfigError(f"--config {' '.join(entries)}: {e}") from None
+            _merge(config, coerce_overrides(overrides, schema))
+        notes = check_config(config, schema)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"ok: {' '.join(args.files)}")
+    if argv[:1] != ["--snakemake"]:  # before Snakemake, which prints the notes itself: quiet unless wrong
+        print("\n".join([*notes, f"ok: {' '.join(files)}"]))
     return 0
 
 
