@@ -196,13 +196,13 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_edit(args) -> None:
-    from mendrepro.api import Request, load_editor  # the API's imports only for this command
+    from mendrepro.api import load_editor  # the API's imports only for this command
 
     if len(args.prompt) != len(args.target):
         raise ValueError(f"{len(args.prompt)} --prompt but {len(args.target)} --target: give one target per prompt")
     editor = load_editor(args.run, device=args.device, check_model=not args.no_check)
     exp = editor.exp
-    requests = [Request(p, t) for p, t in zip(args.prompt, args.target, strict=True)]
+    requests = editor.requests(zip(args.prompt, args.target, strict=True))  # checked before any answer is generated
     before = editor.answer(args.prompt, max_new_tokens=args.max_new_tokens)
     result = editor.edit(requests)
     after = editor.answer(args.prompt, result.model, max_new_tokens=args.max_new_tokens)
@@ -243,10 +243,27 @@ EXP_HELP = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (the usage is in ``--help``), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is less than 1")
+    return n
+
+
 def build_parser(with_external: bool = True) -> argparse.ArgumentParser:
     """The one command tree of ``python -m mendrepro``; ``with_external`` lists the report commands and the
     memory probe too (their help needs the report modules imported)."""
-    p = argparse.ArgumentParser(prog="python -m mendrepro", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m mendrepro", description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     sub = p.add_subparsers(dest="command", required=True, metavar="<command>")
 
@@ -312,8 +329,8 @@ def build_parser(with_external: bool = True) -> argparse.ArgumentParser:
     s.add_argument(
         "--target", required=True, action="append", help="new target of each prompt (FEVER: SUPPORTS or REFUTES)"
     )
-    s.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    s.add_argument("--max-new-tokens", type=int, default=10, help="greedy answer length in tokens")
+    s.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:N)")
+    s.add_argument("--max-new-tokens", type=_positive_int, default=10, help="greedy answer length in tokens")
     s.add_argument("--no-check", action="store_true", help="skip the base model's sha256 check against the manifest")
     s.set_defaults(fn=cmd_edit)
 
@@ -336,6 +353,18 @@ def main(argv: list[str] | None = None) -> int:
     own = {"world", "pretrain", "self-sample", "fetch-model", "train", "evaluate", "edit"}
     p = build_parser(with_external=not (argv and argv[0] in own))
     args = p.parse_args(argv)
+    if args.command == "edit":
+        # A person's command: a bad run directory, device or request is one line and exit status 2 (as a usage
+        # error), never a traceback; the log's INFO lines stay off.
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        try:
+            args.fn(args)
+        except (OSError, ValueError) as e:
+            print(f"python -m mendrepro edit: error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        return 0
     _setup(args.threads)
     try:
         args.fn(args)
@@ -343,6 +372,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 1
     return 0
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) if str(e).strip() else type(e).__name__
+    return text
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ class ModelSpec:
             raise ValueError(f"model '{name}': missing 'arch' (one of {sorted(FAMILIES)})")
         if known["arch"] not in FAMILIES:
             raise ValueError(f"model '{name}': unknown arch '{known['arch']}' (one of {sorted(FAMILIES)})")
-        return cls(name=name, edit_params=tuple(d["edit_params"]), extra=dict(d.get("extra", {})), **known)
+        # No edit_params: a base model's own jobs (pre-training, self-sampling) edit nothing.
+        return cls(name=name, edit_params=tuple(d.get("edit_params", ())), extra=dict(d.get("extra", {})), **known)
 
 
 def from_dict(cls: type[T], d: dict[str, Any] | None, where: str) -> T:
@@ -340,10 +341,19 @@ def resolve_experiment(config: dict, task: str, model: str, editor: str = "", se
     return exp
 
 
+# What the jobs that build or sample a base model read of its config (cli.cmd_pretrain, cli.cmd_self_sample): a
+# job's params are its experiment, and Snakemake re-runs a job whose params changed, so nothing else goes in.
+EDITING_ONLY_MODEL_KEYS = ("edit_params", "loc_source")
+SAMPLER_TASK_OPTIONS = ("n_sample_tokens", "edit_prefix_tokens", "edit_min_words")
+
+
 def base_model_experiment(config: dict, model: str, seed: int | str = 0) -> dict:
     """The experiment of a job that builds or samples the base model itself: without the editors' training and
-    evaluation settings, so changing those does not re-run pre-training."""
+    evaluation settings, the edited parameters, or the task options only editors read, so changing those does not
+    re-run pre-training."""
     exp = resolve_experiment(config, config["models"][model]["task"], model, seed=seed)
+    exp["model"] = {k: v for k, v in exp["model"].items() if k not in EDITING_ONLY_MODEL_KEYS}
+    exp["task_options"] = {k: v for k, v in exp["task_options"].items() if k in SAMPLER_TASK_OPTIONS}
     return {k: v for k, v in exp.items() if k not in ("train", "eval")}
 
 

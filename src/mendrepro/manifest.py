@@ -29,6 +29,13 @@ class ManifestError(FileNotFoundError):
     """A run directory without a (readable) manifest."""
 
 
+# What to do about a missing or unreadable manifest: its job writes it.
+REWRITE = (
+    "re-run the job to write one: `snakemake --cores all --force <run>/editor.pt` (learned editors) or "
+    "`snakemake --cores all --force <run>/eval_k1/metrics.json` (FT, FT+KL, cache)"
+)
+
+
 def directory_sha256(path: Path) -> str:
     """sha256 over a directory's files: each file's relative path and content hash, in sorted order (a fetched
     checkpoint's directory holds its source.json, which pins the revision and the state dict's sha256)."""
@@ -95,7 +102,14 @@ def read_manifest(run_dir: Path) -> dict:
             f"not finish. Re-run the job to write one: `snakemake --cores all --force {run / 'editor.pt'}` (learned "
             f"editors) or `snakemake --cores all --force {run / 'eval_k1' / 'metrics.json'}` (FT, FT+KL, cache)"
         )
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not UTF-8 (byte {e.start}); {REWRITE}") from None
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); {REWRITE}") from None
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{path}: a manifest is a JSON object, got {type(manifest).__name__}; {REWRITE}")
     if manifest.get("format") != FORMAT:
         raise ManifestError(f"{path}: format {manifest.get('format')!r}, this version reads {FORMAT!r}")
     return manifest

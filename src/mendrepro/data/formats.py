@@ -45,8 +45,14 @@ def _rebuild_error(path: str, message: str, line: int | None, record: int | None
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (1-based line number, object) for each non-blank line of a JSON-lines file."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:  # the line and column, not the byte offset of the whole file
+                raise DataFormatError(
+                    path, f"column {e.start + 1}: byte 0x{raw[e.start]:02x} is not UTF-8", line=lineno
+                ) from None
             if not line.strip():
                 continue
             try:

@@ -65,9 +65,12 @@ def loader_for(key: str) -> Callable[[Path], list]:
 
 def check_format(key: str, path: Path) -> int:
     """Read ``path`` with the loader of ``key``; the number of records, or an InputError naming the file."""
+    from mendrepro.checks import ConfigError, check_data_file
+
     try:
+        check_data_file(str(path))  # a directory, or a byte that is not UTF-8: its line and column
         n = len(loader_for(key)(path))
-    except DataFormatError as e:
+    except (DataFormatError, ConfigError) as e:
         raise InputError(f"{key}: {e}") from e
     except (UnicodeDecodeError, IsADirectoryError) as e:
         raise InputError(f"{key}: {path}: not a text file of the expected format ({e})") from e
@@ -134,6 +137,8 @@ def link_into(src: Path, out: Path) -> None:
 
 def place(spec: PlacedFile, src: Path | None, out: Path) -> int:
     """Check the placed file ``src`` (sha256 when pinned, then its format) and link ``out`` to it; its records."""
+    if src is None and Path(spec.expected).is_dir():
+        raise InputError(f"Cannot get {spec.key}: {spec.expected} is a directory; place the file itself there")
     if src is None or not src.is_file():
         raise InputError(spec.missing_message())
     got = sha256_file(src)
