@@ -4,6 +4,7 @@
 #   make reproduce    run the whole DAG (tiny profile, the Snakefile's default)
 #   make reproduce-long  the same with four times the training budget (config/tiny-long.yaml)
 #   make test         pytest        make lint   ruff check + format check, snakefmt --check
+#   make test-slurm   the micro DAG on a throwaway one-node SLURM cluster (as root: installs slurm-wlm, munge)
 #   make dryrun       snakemake -n
 #   make check-fresh  prove that envs/requirements-pypi.lock resolves from PyPI alone (needs PyPI; not in `make test`)
 #   make lock         regenerate envs/requirements.lock (CPU torch), then `make lock-pypi`
@@ -66,6 +67,14 @@ dryrun: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The micro DAG on a throwaway one-node SLURM cluster through profiles/slurm (tests/test_slurm.py; the cluster:
+# tests/slurm_cluster.py), against a local run; not part of `make test`. As root it first installs slurm-wlm and
+# munge with apt-get where they are missing; elsewhere it says what to install.
+.PHONY: test-slurm
+test-slurm: $(VENV)/.installed
+	$(BIN)/python tests/slurm_cluster.py install
+	$(BIN)/pytest -q -m slurm tests/test_slurm.py $(PYTEST_ARGS)
 
 # Edit latency, editor training throughput and peak memory against a forward+backward (benchmarks/bench.py):
 # writes benchmarks/results/<host>.json and .md and prints the table; not part of `make test`.

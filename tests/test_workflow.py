@@ -164,13 +164,15 @@ def micro_run(tmp_path_factory) -> Path:
 _MEASURED = {"seconds", "seconds_per_edit", "memory", "peak_edit_memory_mb", "written"}
 
 
-def _comparable(path: Path):
-    """A raw output as it must repeat: JSON without measured fields, anything else as bytes."""
+def _comparable(path: Path, also_measured: tuple[str, ...] = ()):
+    """A raw output as it must repeat: JSON without measured fields (and ``also_measured``), anything else as
+    bytes."""
+    measured = _MEASURED | set(also_measured)
     if path.suffix in (".json", ".jsonl"):
 
         def strip(o):
             if isinstance(o, dict):
-                return {k: strip(v) for k, v in o.items() if k not in _MEASURED}
+                return {k: strip(v) for k, v in o.items() if k not in measured}
             return [strip(v) for v in o] if isinstance(o, list) else o
 
         text = path.read_text(encoding="utf-8")
