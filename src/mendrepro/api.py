@@ -41,7 +41,7 @@ class EditError(ValueError):
 
 def _short(value: object, width: int = 40) -> str:
     text = repr(value)
-    return text if len(text) <= width else text[: width - 4] + "...'"
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -356,12 +356,12 @@ def load_editor(run_dir: str | Path, device: str = "cpu", check_model: bool = Tr
     ckpt = run_dir / manifest["checkpoint"] if manifest.get("checkpoint") else None
     try:
         editor, _ = evaluation_editor(exp, model, tok, files, ckpt, tuned=manifest.get("tuned"))
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as e:
         if ckpt is None:
             raise
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise EditError(
-            f"{ckpt}: not a readable editor checkpoint ({reason}); re-run its training: "
+            f"{ckpt}: not a readable editor checkpoint, e.g. truncated ({reason}); re-run its training: "
             f"`snakemake --cores all --force {ckpt}`"
         ) from None
     model.to(device)

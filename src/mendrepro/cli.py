@@ -357,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         # A person's command: a bad run directory, device or request is one line and exit status 2 (as a usage
         # error), never a traceback; the log's INFO lines stay off.
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights: ..." bars would be lines of their own on stderr
         if args.threads:
             torch.set_num_threads(args.threads)
         try:

@@ -56,7 +56,7 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line.rstrip("\r\n"))  # the column is then the line's own
             except json.JSONDecodeError as e:
                 raise DataFormatError(path, f"invalid JSON ({e.msg} at column {e.colno})", line=lineno) from e
             if not isinstance(obj, dict):
