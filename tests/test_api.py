@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from mendrepro.manifest import MANIFEST, ManifestError
 from mendrepro.models import build_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
 KINDS = tuple(REGISTRY)  # every kind of the registry: a new editor is loaded and edits through the API too
 FILES = ("zsre_train", "zsre_dev", "nq_train", "nq_dev")
 
@@ -70,6 +72,8 @@ def runs(tmp_path_factory):
         # FT able to fit three facts into a random model within its step cap: the docs example's edits must take.
         config["editors"]["ft"]["options"].update(lr=0.003, max_steps=300)
         config["models"]["bart"].update(d_model=64, d_ffn=128)
+        # The tiny profile's world (generated in a fraction of a second): docs/api.md's facts are its facts.
+        config["world"] = TINY["world"]
         tok = _write_world(config)
         files = json.dumps({k: config["data"][k] for k in FILES})
         model_dir = "results/micro/seed0/models/bart"
@@ -205,27 +209,43 @@ def test_manifest_describes_the_run(runs):
     assert m["run_dir"] == "results/micro/seed0/zsre/bart/mend"
 
 
+def _docs_block(lang: str, after: str = "") -> str:
+    text = (ROOT / "docs/api.md").read_text(encoding="utf-8")
+    return re.search(rf"{after}.*?```{lang}\n(.*?)```", text, re.S).group(1)
+
+
 def test_docs_example_runs_and_the_edits_take(runs):
-    """docs/api.md's example, with the micro FT run and micro facts in place of the tiny profile's."""
+    """docs/api.md's example as written, its run directory the fixture's FT run (a micro MEND trained in seconds
+    edits nothing; on the tiny run MEND edits these facts): every edit succeeds, and the facts are dev questions
+    of the tiny profile's world with one of their alternative answers."""
     root, records = runs
-    text = (ROOT / "docs/api.md").read_text()
-    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
-    code, n_run = re.subn(r'run_dir = ".*"', f'run_dir = "{root}/results/micro/seed0/zsre/bart/ft"', code)
-    code, n_facts = re.subn(r"facts = \[\n.*?\n\]", f"facts = {_facts(records)!r}", code, flags=re.S)
-    assert n_run == n_facts == 1
-    ns: dict = {}
+    code = _docs_block("python")
+    tiny_run = 'run_dir = "results/tiny/seed0/zsre/bart/mend"'
+    assert code.count(tiny_run) == 1
+    code = code.replace(tiny_run, f'run_dir = "{root}/results/micro/seed0/zsre/bart/ft"')
+    printed: list[tuple] = []
+    ns: dict = {"print": lambda *args: printed.append(args)}
     exec(compile(code, "docs/api.md", "exec"), ns)
-    assert [e.success for e in ns["result"].edits] == [1.0, 1.0, 1.0]
-    assert ns["editor"].answer(ns["prompts"], ns["result"].model) == [t for _, t in _facts(records)]
+    facts = ns["facts"]
+    dev = {r.src: r.alternatives for r in records}
+    assert all(prompt in dev and target in dev[prompt] for prompt, target in facts), facts
+    # Per fact: "prompt [before] -> [after]", then "target success seconds peak_mb".
+    assert [p[1] for p in printed[1::2]] == [1.0] * len(facts), printed
+    assert [p[3] for p in printed[0::2]] == [[t] for _, t in facts], printed
 
 
 def test_edit_command_prints_answers_before_and_after(runs, capsys):
-    root, records = runs
-    (prompt, target), *_ = _facts(records)
-    assert cli.main(["edit", "--run", str(root / "results/micro/seed0/zsre/bart/ft"), "--prompt", prompt,
-                     "--target", target]) == 0  # fmt: skip
+    """docs/api.md's command as written, its --run the fixture's FT run."""
+    root, _ = runs
+    argv = shlex.split(_docs_block("", after="## Command line").replace("\\\n", " "))
+    assert argv[:3] == ["python", "-m", "mendrepro"]
+    argv = argv[3:]
+    argv[argv.index("--run") + 1] = str(root / "results/micro/seed0/zsre/bart/ft")
+    assert cli.main(argv) == 0
     out = capsys.readouterr().out
+    prompt, target = argv[argv.index("--prompt") + 1], argv[argv.index("--target") + 1]
     assert f"prompt: {prompt}" in out and "before:" in out and f"after:  {target}" in out
+    assert "success on the prompt: 1.00" in out
 
 
 def test_a_run_without_manifest_is_refused_with_what_to_do(tmp_path):
