@@ -225,6 +225,61 @@ def test_nested_overrides_of_every_number_are_typed():
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# Through `snakemake -n` on the micro config: the Snakefile types `--config` values and checks everything at DAG
+# start. (case, arguments, the line; None: the plan succeeds). Run side by side, on one copy of the workflow.
+
+DAG_CASES = [
+    ("nested override of a number", ["--config", "train={steps: 500, lr: 0.01}"], None),
+    ("nested override out of range", ["--config", "train={steps: -5}"], f"train.steps: -5 {RANGE} 1"),
+    ("nested k 0", ["--config", "eval={k: 0}"], f"eval.k: 0 {RANGE} 1"),
+    ("seeds=[-1]", ["--config", "seeds=[-1]"], f"seeds[0]: -1 {RANGE} 0"),
+    ("misspelt data key", ["--config", "data={zsre_devv: x.jsonl}"], "data: unknown key 'zsre_devv' (did you mean "
+     "'zsre_dev'?); keys: zsre_train, zsre_dev, nq_train, nq_dev, fever_train, fever_dev, wiki_train, wiki_dev, "
+     "self_sample_train, self_sample_dev, owt_train, owt_dev, placed, mirror"),
+    ("invalid edit_params regex", ["--config", r"models={bart: {edit_params: ['model\.(encoder']}}"],
+     r"models.bart.edit_params[0]: 'model\\.(encoder' is not a regular expression (missing ), unterminated "
+     "subpattern at position 7); entries are Python regular expressions of parameter names"),
+    ("duplicate key in a config file", ["--configfile", "run.yaml", "dup.yaml"],
+     "{wd}/dup.yaml:2:1: YAML error: duplicate key 'profile' (first on line 1)"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dag_runs(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    wd = tmp_path_factory.mktemp("dag")
+    for item in ("Snakefile", "workflow", "profiles", "config", "envs", "src"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, wd / item)
+    (wd / "run.yaml").write_text(yaml.safe_dump(MICRO))
+    (wd / "dup.yaml").write_text("profile: micro\nprofile: micro2\n")
+
+    def dry_run(case):
+        name, args, _ = case
+        if args[0] == "--config":
+            args = ["--configfile", "run.yaml", *args]
+        cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--nolock", *args]
+        return name, (wd, subprocess.run(cmd, cwd=wd, capture_output=True, text=True))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(pool.map(dry_run, DAG_CASES))
+
+
+@pytest.mark.parametrize("case,args,line", DAG_CASES, ids=[c[0] for c in DAG_CASES])
+def test_snakemake_dry_run_gives_the_one_line(dag_runs, case, args, line):
+    wd, proc = dag_runs[case]
+    if line is None:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return
+    out = proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "Traceback" not in out
+    # Snakemake's header ("Using workflow specific profile ...", "WorkflowError in file ...:"), then the line.
+    lines = [line for line in out.splitlines() if not line.startswith("Using workflow specific profile")]
+    assert line.format(wd=wd) in lines[:4], lines
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # Config files (what `python -m mendrepro.checks` and the Snakefile read): (case, file name, bytes, line)
 
 FILE_CASES = [
@@ -647,6 +702,6 @@ def test_the_edit_command_without_a_target_is_one_usage_line(capsys):
 
 
 def test_the_table_holds_every_case_of_the_issue():
-    n = len(VALUE_CASES) + len(OVERRIDE_CASES) + len(FILE_CASES) + len(DATA_CASES) + len(API_CASES)
+    n = len(VALUE_CASES) + len(OVERRIDE_CASES) + len(DAG_CASES) + len(FILE_CASES) + len(DATA_CASES) + len(API_CASES)
     n += len(RUN_CASES) + len(CLI_CASES) + 3  # the placed directory, a data path directory, a missing --target
     assert n >= 100, n
