@@ -329,14 +329,26 @@ def test_a_bad_config_file_is_one_line_naming_file_line_and_column(tmp_path, cas
     assert _one_line(str(err.value)) == line.format(d=tmp_path)
 
 
-@pytest.mark.parametrize("case,name,content,line", FILE_CASES[:6], ids=[c[0] for c in FILE_CASES[:6]])
-def test_the_makefile_check_names_the_file_before_snakemake_reads_it(tmp_path, case, name, content, line):
-    """What `make reproduce SNAKEMAKE_ARGS='--configfile F'` runs before Snakemake (python -m mendrepro.checks)."""
-    _write(tmp_path / name, content)
-    args = ["--snakemake", "--cores", "all", "--configfile", str(tmp_path / name), "--", "figures/x.md"]
-    proc = subprocess.run([sys.executable, "-m", "mendrepro.checks", *args], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 1 and proc.stdout == ""
-    assert _one_line(proc.stderr) == "error: " + line.format(d=tmp_path)
+def test_the_makefile_check_names_each_file_before_snakemake_reads_it(tmp_path):
+    """What `make reproduce SNAKEMAKE_ARGS='--configfile F'` runs before Snakemake, whose own loader ends in a
+    traceback for a missing, non-UTF-8 or directory config file and names no line for a YAML error (python -m
+    mendrepro.checks --snakemake ARGS): every case of the table above, in one process per case."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(case):
+        _, name, content, line = case
+        d = tmp_path / case[0].replace(" ", "_")
+        d.mkdir()
+        _write(d / name, content)
+        args = ["--snakemake", "--cores", "all", "--configfile", str(d / name), "--", "figures/x.md"]
+        cmd = [sys.executable, "-m", "mendrepro.checks", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        return proc, "error: " + line.format(d=d)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for proc, expected in pool.map(check, FILE_CASES):
+            assert proc.returncode == 1 and proc.stdout == ""
+            assert _one_line(proc.stderr) == expected
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -397,6 +409,18 @@ def test_a_directory_at_a_placed_path_is_named_at_dag_start(tmp_path):
     assert _config_error(cfg) == (
         f"downloads.zsre_dev.file: {tmp_path}/zsre/dev.jsonl is a directory; place the file itself there (the "
         "authors' Drive)"
+    )
+
+
+def test_a_directory_at_a_placed_path_is_named_by_its_input_rule(tmp_path):
+    from mendrepro.data.inputs import PlacedFile, place
+
+    (tmp_path / "dev.jsonl").mkdir()
+    spec = PlacedFile("zsre_dev", str(tmp_path / "dev.jsonl"), "the authors' Drive")
+    with pytest.raises(InputError) as err:
+        place(spec, None, tmp_path / "out.jsonl")
+    assert _one_line(str(err.value)) == (
+        f"Cannot get zsre_dev: {tmp_path}/dev.jsonl is a directory; place the file itself there"
     )
 
 
@@ -703,5 +727,6 @@ def test_the_edit_command_without_a_target_is_one_usage_line(capsys):
 
 def test_the_table_holds_every_case_of_the_issue():
     n = len(VALUE_CASES) + len(OVERRIDE_CASES) + len(DAG_CASES) + len(FILE_CASES) + len(DATA_CASES) + len(API_CASES)
-    n += len(RUN_CASES) + len(CLI_CASES) + 3  # the placed directory, a data path directory, a missing --target
+    # + the placed directory (DAG start, input rule), a data path directory, a missing --target
+    n += len(RUN_CASES) + len(CLI_CASES) + 4
     assert n >= 100, n
