@@ -141,6 +141,13 @@ def cluster(root: Path | None = None, cpus: int | None = None, memory_mb: int = 
             # Jobs first (their processes belong to slurmd's children), then the daemons, newest first.
             if procs and len(procs) == 3:
                 subprocess.run(["scancel", "--full", "--quiet", "-p", PARTITION], env=env, capture_output=True)
+                # scancel only asks: wait (a while) until slurmd has killed what the jobs started.
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    q = subprocess.run(["squeue", "-h", "-t", "PD,R,CG", "-o", "%i"], env=env, capture_output=True)
+                    if q.returncode != 0 or not q.stdout.strip():
+                        break
+                    time.sleep(0.5)
             for p in reversed(procs):
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)
