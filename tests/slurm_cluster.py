@@ -11,6 +11,7 @@ Nothing outside the temporary directory is touched: the daemons run in the foreg
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,6 +110,30 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
     return path
 
 
+def _die_with_parent() -> None:
+    """In a daemon's child process: SIGTERM it when the process that started it dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM (and SIGHUP) raise in the main thread while the cluster runs, so that it is stopped as on an error."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}")
+
+    old = {s: signal.signal(s, raise_) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
 def _wait(what: str, ok, timeout: float, logs: list[Path]) -> None:
     deadline = time.monotonic() + timeout
     while not ok():
@@ -159,6 +185,7 @@ def cluster(root: Path | None = None, cpus: int | None = None, memory_mb: int = 
                     p.wait()
 
         stack.callback(stop)
+        stack.enter_context(_stop_on_sigterm())
         key = root / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
@@ -168,7 +195,9 @@ def cluster(root: Path | None = None, cpus: int | None = None, memory_mb: int = 
         munge += [f"--seed-file={root / 'munged.seed'}"]
         out = (log / "daemons.out").open("ab")
         stack.callback(out.close)
-        procs.append(subprocess.Popen(munge, stdout=out, stderr=out, start_new_session=True))
+        procs.append(
+            subprocess.Popen(munge, stdout=out, stderr=out, start_new_session=True, preexec_fn=_die_with_parent)
+        )
         logs = [log / "munged.log", log / "slurmctld.log", log / "slurmd.log", log / "daemons.out"]
         _wait("munged's socket", (root / "munge.socket").exists, 30, logs)
         procs.append(
@@ -178,6 +207,7 @@ def cluster(root: Path | None = None, cpus: int | None = None, memory_mb: int = 
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         )
         procs.append(
@@ -187,6 +217,7 @@ def cluster(root: Path | None = None, cpus: int | None = None, memory_mb: int = 
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         )
 
