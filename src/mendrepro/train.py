@@ -106,12 +106,15 @@ def summarise_validation(parts: list[dict[str, float]], cfg: TrainConfig) -> dic
             )
             for side in ("original", "after")
         }
+        # The original model's value, recorded: the grid's perplexity tolerance is a fraction of it.
+        out["ppl_original"] = ppl["original"]
         out["dd"] = ppl["after"] - ppl["original"]
     else:
         acc = {
             side: sum(p[f"loc_correct_{side}"] for p in parts) / max(sum(p[f"loc_n_{side}"] for p in parts), 1)
             for side in ("original", "after")
         }
+        out["acc_original"] = acc["original"]
         out["dd"] = acc["original"] - acc["after"]
     return out
 
