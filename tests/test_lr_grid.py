@@ -1,80 +1,211 @@
-"""The learning-rate grid: its choice rule, and the tiny config's rates are exactly the committed grid's choices."""
+"""The lr × c_edit grid: its selection rule (validation ES within a drawdown tolerance), its report, its plumbing
+into each training job, a micro cell end to end, and the tiny config's values are exactly the committed grid's."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from test_workflow import _planned_runs
+from test_workflow import _job_counts, _planned_runs, _snakemake, _workdir
 
-from mendrepro.config import train_lr_key
+from mendrepro.config import resolve_experiment, train_lr_key
 from mendrepro.report import lr_grid
 
 ROOT = Path(__file__).resolve().parents[1]
+TOL = lr_grid.Tolerance(accuracy=0.02, perplexity=0.02)
 
 
-def _run(tmp_path: Path, editor: str, lr: float, loss: float, model: str = "bart", name: str = "") -> Path:
-    path = tmp_path / f"{editor}-{model}-{lr}{name}.json"
+def _cells(rows: list[tuple]) -> pd.DataFrame:
+    """Cells of one editor: (lr, c_edit, val ES, val DD, kind, original)."""
+    cols = ["lr", "c_edit", "val_es", "val_dd", "dd_kind", "dd_original"]
+    return pd.DataFrame.from_records(rows, columns=cols).assign(key="t/m/e")
+
+
+# Each case: the cells, then the (lr, c_edit) the rule must choose.
+CASES = {
+    "highest ES within accuracy tolerance": (
+        [
+            (1e-4, 0.1, 0.50, 0.00, "accuracy", 0.98),
+            (1e-4, 1.0, 0.95, 0.40, "accuracy", 0.98),
+            (3e-4, 0.3, 0.80, 0.02, "accuracy", 0.98),
+        ],
+        (3e-4, 0.3),
+    ),
+    "ES tie goes to the lower drawdown": (
+        [(1e-4, 0.1, 0.80, 0.010, "accuracy", 0.98), (3e-4, 0.3, 0.80, 0.005, "accuracy", 0.98)],
+        (3e-4, 0.3),
+    ),
+    "ES and drawdown tie go to the lower c_edit, then the lower lr": (
+        [
+            (1e-3, 0.3, 0.80, 0.01, "accuracy", 0.98),
+            (3e-4, 0.1, 0.80, 0.01, "accuracy", 0.98),
+            (1e-4, 0.1, 0.80, 0.01, "accuracy", 0.98),
+        ],
+        (1e-4, 0.1),
+    ),
+    "none within tolerance: the lowest drawdown, not the highest ES": (
+        [(1e-4, 0.1, 0.30, 0.05, "accuracy", 0.98), (1e-4, 1.0, 0.99, 0.40, "accuracy", 0.98)],
+        (1e-4, 0.1),
+    ),
+    "perplexity tolerance is 2% of the original perplexity (60 -> 1.2 points)": (
+        [
+            (1e-4, 0.1, 0.43, 0.8, "perplexity", 60.0),
+            (1e-4, 0.3, 0.77, 1.1, "perplexity", 60.0),
+            (1e-4, 1.0, 0.87, 2.4, "perplexity", 60.0),
+        ],
+        (1e-4, 0.3),
+    ),
+    "the same drawdown number is out of tolerance on a lower original perplexity": (
+        [(1e-4, 0.1, 0.43, 0.8, "perplexity", 30.0), (1e-4, 0.3, 0.77, 1.1, "perplexity", 30.0)],
+        (1e-4, 0.1),
+    ),
+    "a non-finite cell is never chosen": (
+        [(1e-4, 0.1, math.nan, 0.0, "accuracy", 0.98), (3e-4, 0.1, 0.2, 0.01, "accuracy", 0.98)],
+        (3e-4, 0.1),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_selection_rule(case):
+    rows, want = CASES[case]
+    df = _cells(rows)
+    i = lr_grid.choose(df, TOL)
+    assert (df.loc[i, "lr"], df.loc[i, "c_edit"]) == want
+
+
+def test_no_finite_cell_chooses_nothing():
+    assert lr_grid.choose(_cells([(1e-4, 0.1, math.inf, 0.0, "accuracy", 0.9)]), TOL) is None
+
+
+def test_an_unknown_drawdown_kind_is_an_error():
+    with pytest.raises(ValueError, match="accuracy or perplexity"):
+        TOL.allowed("bleu", 1.0)
+
+
+def _run(tmp_path: Path, editor: str, lr: float, c_edit: float, es: float, dd: float, name: str = "") -> Path:
+    """A grid cell's training summary; its history has a worse entry than the best step's, which must be ignored."""
+    path = tmp_path / f"{editor}-{lr}-{c_edit}{name}.json"
+    best = {"step": 250, "es": es, "dd": dd, "acc_original": 0.98, "loss": 0.1}
+    other = {"step": 500, "es": 0.0, "dd": 0.9, "acc_original": 0.98, "loss": 0.2}
     summary = {
-        "task": "zsre",
-        "model": model,
+        "task": "fever",
+        "model": "bert",
         "editor": editor,
-        "train_config": {"lr": lr},
-        "best_val_loss": loss,
+        "train_config": {"lr": lr, "c_edit": c_edit, "accumulate": 1},
+        "best_val_loss": 0.1,
         "best_step": 250,
         "steps": 750,
+        "history": [best, other],
     }
     path.write_text(json.dumps(summary))
     return path
 
 
-def test_the_lowest_validation_loss_wins_and_a_tie_takes_the_lower_rate(tmp_path):
+def test_cells_are_scored_at_their_selected_checkpoint(tmp_path):
     paths = [
-        _run(tmp_path, "mend", 1e-4, 0.30),
-        _run(tmp_path, "mend", 3e-4, 0.20),
-        _run(tmp_path, "mend", 1e-3, math.inf),
-        _run(tmp_path, "ke", 1e-4, 0.5),
-        _run(tmp_path, "ke", 1e-3, 0.5),
+        _run(tmp_path, "mend", 1e-4, 0.1, 0.50, 0.00),
+        _run(tmp_path, "mend", 1e-4, 1.0, 0.98, 0.48),
+        _run(tmp_path, "mend", 3e-4, 0.3, 0.80, 0.01),
+        _run(tmp_path, "ke", 1e-4, 0.1, 0.40, 0.00),
     ]
-    df = lr_grid.load_runs(paths)
-    assert lr_grid.choices(df) == {"zsre/bart/mend": 3e-4, "zsre/bart/ke": 1e-4}
-    assert "  zsre/bart/mend: 3.0e-04" in lr_grid.config_block(df)
+    df = lr_grid.load_runs(paths, TOL)
+    assert lr_grid.choices(df) == {"fever/bert/mend": (3e-4, 0.3), "fever/bert/ke": (1e-4, 0.1)}
+    assert set(df["val_dd"]) == {0.0, 0.48, 0.01}  # the best step's, not the later entry's 0.9
+    block = lr_grid.config_block(df)
+    assert (
+        "  fever/bert/mend: 3.0e-04" in block and "train_c_edit:\n  fever/bert/ke: 0.1\n  fever/bert/mend: 0.3" in block
+    )
 
 
-def test_two_runs_of_one_rate_are_an_error(tmp_path):
-    paths = [_run(tmp_path, "mend", 1e-4, 0.3), _run(tmp_path, "mend", 1e-4, 0.2, name="-copy")]
-    with pytest.raises(ValueError, match="same editor and rate"):
+def test_two_runs_of_one_cell_are_an_error(tmp_path):
+    paths = [_run(tmp_path, "mend", 1e-4, 0.1, 0.5, 0.0), _run(tmp_path, "mend", 1e-4, 0.1, 0.6, 0.0, name="-copy")]
+    with pytest.raises(ValueError, match="same editor, rate and c_edit"):
         lr_grid.load_runs(paths)
 
 
 def test_the_report_writes_md_and_csv(tmp_path):
-    paths = [_run(tmp_path, "mend", 1e-4, 0.3), _run(tmp_path, "mend", 3e-4, 0.2)]
-    written = lr_grid.run(argparse.Namespace(runs=paths, out=tmp_path / "grid", profile="tiny"))
+    paths = [_run(tmp_path, "mend", 1e-4, 0.1, 0.5, 0.0), _run(tmp_path, "mend", 1e-4, 1.0, 0.9, 0.3)]
+    ns = argparse.Namespace(runs=paths, out=tmp_path / "grid", profile="tiny", tol_accuracy=0.02, tol_perplexity=0.02)
+    written = lr_grid.run(ns)
     assert [p.name for p in written] == ["grid.md", "grid.csv"]
-    assert "**0.2000 (step 250)**" in (tmp_path / "grid.md").read_text()
+    md = (tmp_path / "grid.md").read_text()
+    assert "| fever/bert/mend | 0.0001 | 0.1 | 0.500 | 0.0000 | 0.0200 (accuracy) | 250 | **yes** |" in md
+    csv = pd.read_csv(tmp_path / "grid.csv")
+    assert list(csv.columns) == list(lr_grid.COLUMNS) and csv["chosen"].tolist() == [True, False]
+
+
+def test_each_training_job_uses_its_editors_c_edit():
+    cfg = yaml.safe_load((ROOT / "tests/fixtures/micro.yaml").read_text())
+    _, learned = _planned_runs(cfg)
+    task, model, editor = sorted(learned)[0]
+    assert resolve_experiment(cfg, task, model, editor)["train"]["c_edit"] == cfg["train"]["c_edit"]
+    cfg["train_c_edit"] = {f"{task}/{model}/{editor}": 0.7}
+    assert resolve_experiment(cfg, task, model, editor)["train"]["c_edit"] == 0.7
+
+
+def test_micro_grid_plans_every_cell_and_one_cell_runs_end_to_end(tmp_path):
+    """The micro grid is (lr × c_edit) jobs per learned editor; one cell trains at its own c_edit and the report
+    scores it by validation ES and drawdown."""
+    cfg = yaml.safe_load((ROOT / "tests/fixtures/micro.yaml").read_text())
+    wd = _workdir(tmp_path, "tests/fixtures/micro.yaml")
+    counts = _job_counts(_snakemake(wd, "-n", "--cores", "1", "lr_grid").stdout)
+    _, learned = _planned_runs(cfg)
+    g = cfg["lr_grid"]
+    assert counts["lr_grid_train"] == len(learned) * len(g["lrs"]) * len(g["c_edits"])
+    task, model, editor = sorted(learned)[0]
+    cell = f"results/micro/seed0/{task}/{model}/{editor}/lr_grid/lr0.01_c1.json"
+    _snakemake(wd, "--cores", "2", cell)
+    summary = json.loads((wd / cell).read_text())
+    assert summary["train_config"]["c_edit"] == 1.0 and summary["train_config"]["lr"] == 0.01
+    out = tmp_path / "grid"
+    cmd = [sys.executable, "-m", "mendrepro", "lr-grid", "--runs", str(wd / cell), "--out", str(out)]
+    subprocess.run(cmd, check=True, cwd=wd)
+    row = pd.read_csv(out.with_suffix(".csv")).iloc[0]
+    best = lr_grid.best_entry(summary)
+    assert (row["val_es"], row["val_dd"], bool(row["chosen"])) == (
+        pytest.approx(best["es"]),
+        pytest.approx(best["dd"]),
+        True,
+    )
 
 
 @pytest.mark.parametrize("profile", ["tiny"])
-def test_config_rates_are_the_committed_grid_choices(profile):
-    """No hand-set rate: every learned editor's train_lr is what the grid (config/lr_grid/<profile>.csv) chose."""
+def test_config_values_are_the_committed_grid_choices(profile):
+    """No hand-set rate or edit weight: every learned editor's train_lr and train_c_edit are what the grid
+    (config/lr_grid/<profile>.csv) chose. The committed tiny grid is still of the old format (lr only, all at the
+    release's c_edit 0.1, chosen by loss; to be re-run), so its c_edit choices are 0.1."""
     cfg = yaml.safe_load((ROOT / f"config/{profile}.yaml").read_text())
-    grid = pd.read_csv(ROOT / f"config/lr_grid/{profile}.csv")
-    chosen = {r.key: float(r.lr) for r in grid[grid["chosen"]].itertuples()}
-    assert {k: float(v) for k, v in cfg["train_lr"].items()} == pytest.approx(chosen)
+    grid, legacy = lr_grid.read_grid(ROOT / f"config/lr_grid/{profile}.csv")
+    chosen = grid[grid["chosen"]]
+    assert {k: float(v) for k, v in cfg["train_lr"].items()} == pytest.approx(
+        dict(zip(chosen["key"], chosen["lr"], strict=True))
+    )
+    assert {k: float(v) for k, v in cfg["train_c_edit"].items()} == pytest.approx(
+        dict(zip(chosen["key"], chosen["c_edit"], strict=True))
+    )
     _, learned = _planned_runs(cfg)
     # Every learned editor trains at a grid rate: its own, or (Table 5's width-scaled k, `lr_from`) another k's.
     keys = {(t, m, e): train_lr_key(cfg, t, m, e) for t, m, e in learned}
     assert None not in keys.values(), keys
-    assert {key for (t, m, e), key in keys.items() if key == f"{t}/{m}/{e}"} == set(chosen)
-    # Each editor was tried at every rate of the config's grid.
-    assert set(grid["lr"]) == {float(x) for x in cfg["lr_grid"]["lrs"]}
+    assert {key for (t, m, e), key in keys.items() if key == f"{t}/{m}/{e}"} == set(chosen["key"])
+    # Each editor was tried at every cell of the config's grid (an old-format grid: every rate at c_edit 0.1 only).
+    assert 0.1 in cfg["lr_grid"]["c_edits"]
+    cells = {
+        (float(lr), float(c)) for lr in cfg["lr_grid"]["lrs"] for c in ([0.1] if legacy else cfg["lr_grid"]["c_edits"])
+    }
+    assert set(zip(grid["lr"], grid["c_edit"], strict=True)) == cells
     assert set(grid["accumulate"]) == {cfg["train"]["accumulate"]}
-    assert grid.groupby("key")["lr"].nunique().eq(len(cfg["lr_grid"]["lrs"])).all()
+    assert grid.groupby("key").size().eq(len(cells)).all()
+    if legacy:
+        assert set(cfg["train_c_edit"].values()) == {0.1}
 
 
 def test_accumulation_choice_is_what_the_two_grids_say():

@@ -242,10 +242,10 @@ def table5_lr_from(config: dict) -> dict[int, int]:
     return {b["k"]: b["lr_from"] for b in t.get("batches", []) if "lr_from" in b}
 
 
-def train_lr_key(config: dict, task: str, model: str, editor: str) -> str | None:
-    """The ``train_lr`` key whose rate ``editor`` trains with: its own, else (a Table 5 editor of a batch with
-    ``lr_from``) that of the same editor at the ``lr_from`` k; None when neither is listed."""
-    grid = config.get("train_lr", {})
+def train_lr_key(config: dict, task: str, model: str, editor: str, mapping: str = "train_lr") -> str | None:
+    """The ``train_lr`` (or ``train_c_edit``) key whose value ``editor`` trains with: its own, else (a Table 5
+    editor of a batch with ``lr_from``) that of the same editor at the ``lr_from`` k; None when neither is listed."""
+    grid = config.get(mapping, {})
     own = f"{task}/{model}/{editor}"
     if own in grid:
         return own
@@ -302,7 +302,7 @@ def resolve_experiment(config: dict, task: str, model: str, editor: str = "", se
     The run's seed drives pre-training, the editor's initialisation and its training; the evaluation's edits
     (eval.seed) are the same for every seed. Precedence of the training settings, last wins: ``train``, the
     editor's ``train``, the model's ``train``, the editor's ``per_model`` budget, a Table 5 editor's k-edit
-    budget, the seed, the grid's ``train_lr``.
+    budget, the seed, the grid's ``train_lr`` and ``train_c_edit``.
     """
     m = dict(config["models"][model])
     if m["task"] != task:
@@ -338,6 +338,10 @@ def resolve_experiment(config: dict, task: str, model: str, editor: str = "", se
         key = train_lr_key(config, task, model, editor)
         if key is not None:
             exp["train"]["lr"] = float(config["train_lr"][key])
+        # Its edit weight, chosen by the same grid together with the rate (train_c_edit), if listed.
+        key = train_lr_key(config, task, model, editor, "train_c_edit")
+        if key is not None:
+            exp["train"]["c_edit"] = float(config["train_c_edit"][key])
     return exp
 
 

@@ -248,17 +248,32 @@ LR_GRID = config.get("lr_grid", {})
 
 
 def lr_grid_runs():
-    """Every grid run's training summary: learned editors of every table x the grid's rates (first seed)."""
+    """Every grid cell's training summary: learned editors of every table x the grid's rates x its edit weights
+    (first seed); each cell is its own job, so an interrupted grid resumes."""
     return [
-        f"{run_dir(SEEDS[0], *run)}/lr_grid/lr{lr:g}.json" for run in learned_runs() for lr in LR_GRID.get("lrs", [])
+        f"{run_dir(SEEDS[0], *run)}/lr_grid/lr{lr:g}_c{c:g}.json"
+        for run in learned_runs()
+        for lr in LR_GRID.get("lrs", [])
+        for c in LR_GRID.get("c_edits", [0.1])
     ]
 
 
 def lr_grid_experiment_json(wildcards):
     exp = experiment(wildcards.task, wildcards.model, wildcards.editor, wildcards.seed)
-    # The grid's budget, or the editor's own when smaller (Table 5's large-k editors).
-    exp["train"].update(lr=float(wildcards.lr), steps=min(LR_GRID["steps"], exp["train"]["steps"]))
+    # The cell's rate and edit weight (its training loss and its checkpoint selection use that c_edit), and the
+    # grid's budget, or the editor's own when smaller (Table 5's large-k editors).
+    exp["train"].update(
+        lr=float(wildcards.lr),
+        c_edit=float(wildcards.c_edit),
+        steps=min(LR_GRID["steps"], exp["train"]["steps"]),
+    )
     return json.dumps(exp, sort_keys=True)
+
+
+def lr_grid_tolerance_args():
+    """The selection rule's drawdown tolerances (lr_grid.tolerance) as report arguments."""
+    tol = LR_GRID.get("tolerance", {})
+    return " ".join(f"--tol-{kind} {tol[kind]:g}" for kind in ("accuracy", "perplexity") if kind in tol)
 
 
 def out_stem(wildcards, output):
@@ -276,14 +291,16 @@ def world_input_dir(wildcards, input):
 
 
 def check_train_lr():
-    """Every `train_lr` key names a learned editor that some table trains (a stale or misspelt key fails here)."""
+    """Every `train_lr` / `train_c_edit` key names a learned editor that some table trains (a stale or misspelt
+    key fails here)."""
     trained = {"%s/%s/%s" % run for run in learned_runs()}
-    unknown = sorted(set(config.get("train_lr", {})) - trained)
-    if unknown:
-        raise ValueError(
-            f"train_lr: {unknown} name no learned editor of the configured tables; keys are task/model/editor, "
-            f"e.g. {sorted(trained)[:3]}"
-        )
+    for mapping in ("train_lr", "train_c_edit"):
+        unknown = sorted(set(config.get(mapping, {})) - trained)
+        if unknown:
+            raise ValueError(
+                f"{mapping}: {unknown} name no learned editor of the configured tables; keys are task/model/editor, "
+                f"e.g. {sorted(trained)[:3]}"
+            )
 
 
 check_train_lr()

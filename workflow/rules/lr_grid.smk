@@ -1,7 +1,9 @@
-# The learning-rate grid (not part of `rule all`): every learned editor of every table trained at each rate of
-# `lr_grid.lrs` for `lr_grid.steps` steps (first seed), scored by its best validation loss on the held-out dev
-# edits (never on reported ones). `snakemake --cores all lr_grid` writes figures/<profile>/lr_grid.{md,csv}; the
-# config's per-editor `train.lr` values are its choices, and tests check that they match the committed copy
+# The learning-rate × edit-weight grid (not part of `rule all`): every learned editor of every table trained at each
+# (rate, c_edit) of `lr_grid.lrs` × `lr_grid.c_edits` for `lr_grid.steps` steps (first seed); each cell keeps its
+# checkpoint by its own validation loss and is scored by that checkpoint's validation ES and drawdown against the
+# original model on held-out dev edits (never on reported ones); one rule (docs/method.md, report/lr_grid.py)
+# chooses per editor. `snakemake --cores all lr_grid` writes figures/<profile>/lr_grid.{md,csv}; the config's
+# `train_lr` and `train_c_edit` are its choices, and tests check that they match the committed copy
 # config/lr_grid/<profile>.csv.
 
 if LR_GRID:
@@ -11,15 +13,16 @@ if LR_GRID:
             model=model_input,
             data=lambda wc: list(task_files(wc).values()),
         output:
-            ckpt=temp(f"{SEEDED}/{{task}}/{{model}}/{{editor}}/lr_grid/lr{{lr}}.pt"),
-            metrics=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/lr_grid/lr{{lr}}.json",
+            ckpt=temp(f"{SEEDED}/{{task}}/{{model}}/{{editor}}/lr_grid/lr{{lr}}_c{{c_edit}}.pt"),
+            metrics=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/lr_grid/lr{{lr}}_c{{c_edit}}.json",
         log:
-            f"{RES}/logs/seed{{seed}}/lr_grid/{{task}}/{{model}}/{{editor}}/lr{{lr}}.log",
+            f"{RES}/logs/seed{{seed}}/lr_grid/{{task}}/{{model}}/{{editor}}/lr{{lr}}_c{{c_edit}}.log",
         benchmark:
-            f"{RES}/benchmarks/seed{{seed}}/lr_grid/{{task}}/{{model}}/{{editor}}/lr{{lr}}.tsv"
+            f"{RES}/benchmarks/seed{{seed}}/lr_grid/{{task}}/{{model}}/{{editor}}/lr{{lr}}_c{{c_edit}}.tsv"
         wildcard_constraints:
             seed=r"\d+",
             lr=r"[0-9.e+-]+",
+            c_edit=r"[0-9.e+-]+",
         conda:
             "../../envs/mendrepro.yaml"
         threads: 1
@@ -49,5 +52,7 @@ if LR_GRID:
             report_cmd=REPORT_CMD,
             stem=out_stem,
             profile=PROFILE,
+            tol=lr_grid_tolerance_args(),
         shell:
-            "{params.report_cmd} lr-grid --runs {input} --out {params.stem} --profile {params.profile} > {log} 2>&1"
+            "{params.report_cmd} lr-grid --runs {input} --out {params.stem} --profile {params.profile} {params.tol} "
+            "> {log} 2>&1"
