@@ -147,6 +147,13 @@ VALUE_CASES = [
     ("seeds", [], "seeds: [] should be non-empty"),
     ("lr_grid", {"lrs": [0.1], "steps": 3}, "lr_grid.lrs: [0.1] is too short"),
     ("lr_grid", {"lrs": [0.1, 0.2], "steps": 0}, f"lr_grid.steps: 0 {RANGE} 1"),
+    # The release's edit weight must stay on the grid.
+    (
+        "lr_grid",
+        {"lrs": [0.1, 0.2], "c_edits": [0.3, 1.0], "steps": 3},
+        "lr_grid.c_edits: [0.3, 1.0] does not contain items matching the given schema",
+    ),
+    ("train_c_edit", {"zsre/bart/mend": 0}, "train_c_edit.zsre/bart/mend: 0 is less than or equal to the minimum of 0"),
     ("resources", {"train": {"gpu": -1}}, f"resources.train.gpu: -1 {RANGE} 0"),
     ("resources", {"train": {"mem_mb": 0}}, f"resources.train.mem_mb: 0 {RANGE} 1"),
     ("resources", {"evaluate": {"runtime": 0}}, f"resources.evaluate.runtime: 0 {RANGE} 1"),
