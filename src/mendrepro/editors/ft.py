@@ -72,28 +72,32 @@ class FineTune(Editor):
 
 
 def _residual_hook(transposed: bool, kind: str, store: dict, key: str):
-    """Adds each row's own residual to an edited layer's output: out[r] += x[r] · R[edit of r] (weight) or
-    + R[edit of r] (bias); the base weight stays shared, so only the residuals are stacked per edit."""
+    """Adds each edit's own residual to an edited layer's output: out[rows of e] += x[rows of e] · R_e (weight) or
+    + R_e (bias). The base weight stays shared; one small product per edit, so that no weight-sized copy of the
+    residuals is gathered or scattered (on CPU, a stacked gather's backward cost more than the products)."""
 
     def hook(_mod, args, output):
-        rows = store["rows"][key]  # [rows, *param shape]: each batch row's edit's residual
+        residuals, sizes = store["residuals"][key], store["sizes"]
         if kind == "bias":
-            return output + rows.reshape(rows.shape[0], *([1] * (output.dim() - 2)), rows.shape[-1])
-        x = args[0]
-        eq = "r...i,rio->r...o" if transposed else "r...i,roi->r...o"
-        return output + torch.einsum(eq, x, rows)
+            delta = [r.expand(s, *output.shape[1:]) for r, s in zip(residuals, sizes, strict=True)]
+        elif transposed:  # GPT-2's Conv1D: out = x @ W, W stored (in, out)
+            delta = [x @ r for x, r in zip(args[0].split(sizes), residuals, strict=True)]
+        else:
+            delta = [nn.functional.linear(x, r) for x, r in zip(args[0].split(sizes), residuals, strict=True)]
+        return output + torch.cat(delta)
 
     return hook
 
 
 def edit_many(ft: FineTune, inners: list[Batch], pad_token_id: int = 0) -> list[dict[str, torch.Tensor]]:
-    """``[ft.edit(b) for b in inners]`` as one batched fine-tuning: every edit its own residual (stacked along a
-    new first axis), its own RMSprop state (RMSprop is elementwise, so one optimiser over the stack is B
-    independent ones), its own gradient clipping (per-edit norm, as ``clip_grad_norm_``) and its own stopping
-    step; a finished edit leaves the batch and its residual is kept as it was. Appends each edit's step count to
-    ``ft.steps_taken`` in order. Values equal the one-at-a-time path's up to float rounding (the residual is added
-    to the layer's output rather than to its weight, and padding to the batch's widest edit changes reductions).
-    FT only: FT+KL's locality sampler is one shared stream, whose draws depend on every earlier edit's steps.
+    """``[ft.edit(b) for b in inners]`` as one batched fine-tuning: each edit its own residuals, its own RMSprop
+    state (RMSprop is elementwise, so one optimiser over every edit's residuals is B independent ones; a finished
+    edit's residuals get no gradient and RMSprop skips them), its own gradient clipping (its own norm, as
+    ``clip_grad_norm_``) and its own stopping step; a finished edit leaves the batch. The rest of the model runs
+    once for the batch. Appends each edit's step count to ``ft.steps_taken`` in order. Values equal the
+    one-at-a-time path's up to float rounding (the residual is added to the layer's output rather than to its
+    weight, and padding to the batch's widest edit changes reductions). FT and FT+L only: FT+KL's locality
+    sampler is one shared stream, whose draws depend on every earlier edit's steps.
     """
     if ft.cfg.kl:
         raise NotImplementedError("batched FT+KL needs a per-edit locality sampler")
@@ -103,11 +107,9 @@ def edit_many(ft: FineTune, inners: list[Batch], pad_token_id: int = 0) -> list[
     model, family, cfg = ft.model, ft.family, ft.cfg
     base = {n: p.detach() for n, p in ft.base_params().items()}
     n_edits = len(inners)
-    residual = {
-        n: torch.zeros((n_edits, *p.shape), dtype=p.dtype, device=p.device, requires_grad=True) for n, p in base.items()
-    }
-    opt = torch.optim.RMSprop(residual.values(), lr=cfg.lr)
-    store: dict = {"rows": {}}
+    residual = [{n: torch.zeros_like(p, requires_grad=True) for n, p in base.items()} for _ in range(n_edits)]
+    opt = torch.optim.RMSprop([r for res in residual for r in res.values()], lr=cfg.lr)
+    store: dict = {}
     handles = []
     for n in base:
         mod = module_of(model, n)
@@ -124,19 +126,17 @@ def edit_many(ft: FineTune, inners: list[Batch], pad_token_id: int = 0) -> list[
                     break
                 batch = concat([inners[i] for i in active], pad_token_id)
                 sizes = [inners[i]["labels"].shape[0] for i in active]
-                owner = torch.repeat_interleave(torch.tensor(active), torch.tensor(sizes)).to(batch["labels"].device)
-                store["rows"] = {n: residual[n][owner] for n in base}
+                store["sizes"] = sizes
+                store["residuals"] = {n: [residual[i][n] for i in active] for n in base}
                 logits, labels = scored_forward(model, family, batch)
                 ok = accuracy_per_example(family, logits, labels)
-                losses = []
-                r0 = 0
-                still = []
+                losses, still, r0 = [], [], 0
                 for i, s in zip(active, sizes, strict=True):
                     sl = slice(r0, r0 + s)
                     r0 += s
                     if bool(ok[sl].all()) or step == cfg.max_steps:
                         done[i], steps[i] = True, step
-                        out[i] = {n: (base[n] + residual[n][i]).detach().clone() for n in base}
+                        out[i] = {n: (base[n] + residual[i][n]).detach() for n in base}
                         continue
                     still.append(i)
                     losses.append(nll(family, logits[sl], labels[sl]))
@@ -144,16 +144,11 @@ def edit_many(ft: FineTune, inners: list[Batch], pad_token_id: int = 0) -> list[
                     break
                 opt.zero_grad()
                 torch.stack(losses).sum().backward()  # edits' losses are independent: each residual gets its own
-                with torch.no_grad():
-                    grads = [residual[n].grad for n in base]
-                    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
-                    coef = (cfg.grad_clip / (norms + 1e-6)).clamp(max=1.0)
-                    for g in grads:
-                        g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
-                opt.step()
-                sliced = {n: residual[n].data for n in base}
                 for i in still:
-                    ft.project({n: sliced[n][i] for n in base})
+                    torch.nn.utils.clip_grad_norm_(residual[i].values(), cfg.grad_clip)
+                opt.step()
+                for i in still:
+                    ft.project(residual[i])
     finally:
         for h in handles:
             h.remove()
