@@ -20,6 +20,7 @@ from mendrepro.data.formats import (
 )
 from mendrepro.data.nq import load_nq
 from mendrepro.data.synthetic import (
+    MASK,
     NQ_RELATIONS,
     OBJECT_TYPES,
     RELATIONS,
@@ -289,12 +290,12 @@ def test_pretrain_files(world, world_files):
     qa = read_jsonl(world_files["pretrain_qa"])
     assert set(qa[0]) == {"question", "answer"}
     n_nq_rows = sum(len(r.questions) * len(world.objects[r.subject_type]) for r in NQ_RELATIONS)
-    assert len(qa) == sum(len(r.questions) for r in RELATIONS) * world.config.n_subjects + n_nq_rows
+    train = [RELATIONS_BY_NAME[f.relation] for f in world.split_facts("train")]
+    assert len(qa) == sum(len(r.questions) for r in train) + n_nq_rows
     pairs = {(row["question"], row["answer"]) for row in qa}
-    for path in ("zsre_train", "zsre_dev"):
-        for rec in load_zsre(world_files[path]):
-            assert all((q, rec.answers[0]) in pairs for q in (rec.src, *rec.rephrases))
-    for path in ("nq_train", "nq_dev"):
+    for rec in load_zsre(world_files["zsre_train"]):  # train facts: every question a training example
+        assert all((q, rec.answers[0]) in pairs for q in (rec.src, *rec.rephrases))
+    for path in ("nq_train", "nq_dev"):  # locality questions, never edited: training examples
         assert all(p in pairs for p in load_nq(world_files[path]))
     for f in world.split_facts("nq"):  # every NQ fact with all its question templates
         r = RELATIONS_BY_NAME[f.relation]
@@ -303,12 +304,48 @@ def test_pretrain_files(world, world_files):
     fever = read_jsonl(world_files["pretrain_fever"])
     labelled = {(row["claim"], row["label"]) for row in fever}
     assert {row["label"] for row in fever} == {0, 1}
-    assert len(fever) == 2 * sum(len(r.claims) for r in RELATIONS) * world.config.n_subjects  # person facts only
-    for path in ("fever_train", "fever_dev"):
-        for rec in load_fever(world_files[path]):
-            assert all((c, int(rec.label)) in labelled for c in (rec.claim, *rec.rephrases))
+    assert len(fever) == 2 * sum(len(r.claims) for r in train)  # train facts only
+    for rec in load_fever(world_files["fever_train"]):
+        assert all((c, int(rec.label)) in labelled for c in (rec.claim, *rec.rephrases))
     summary = json.loads(world_files["world"].read_text())
     assert summary["counts"]["facts"] == len(world.facts) and summary["config"]["seed"] == 0
+
+
+def test_no_dev_question_or_claim_is_a_training_example(world, world_files):
+    """The seq2seq and classifier base models never train on a dev question or claim (either object)."""
+    questions = {row["question"] for row in read_jsonl(world_files["pretrain_qa"])}
+    claims = {row["claim"] for row in read_jsonl(world_files["pretrain_fever"])}
+    dev_questions = {q for rec in load_zsre(world_files["zsre_dev"]) for q in (rec.src, *rec.rephrases)}
+    dev_claims = {c for rec in load_fever(world_files["fever_dev"]) for c in (rec.claim, *rec.rephrases)}
+    assert len(dev_questions) >= 4 * world.config.n_dev_facts and len(dev_claims) >= 4 * world.config.n_dev_facts
+    assert not dev_questions & questions
+    assert not dev_claims & claims
+    for f in world.split_facts("dev"):  # nor the claim with the other object than the dev record's
+        r = RELATIONS_BY_NAME[f.relation]
+        for o in (f.object, f.wrong_object):
+            assert not {r.claim(i, f.subject, o) for i in range(len(r.claims))} & claims
+
+
+def test_pretrain_text_states_every_fact_dev_included(world, world_files):
+    """The text rows are where the base models learn the dev facts: every statement and claim of every fact."""
+    rows = read_jsonl(world_files["pretrain_text"])
+    assert set(rows[0]) == {"masked", "answer"}
+    assert all(row["masked"].count(MASK) == 1 for row in rows)
+    sentences = {row["masked"].replace(MASK, row["answer"]) for row in rows}
+    assert len(rows) == sum(
+        len(RELATIONS_BY_NAME[f.relation].statements) + len(RELATIONS_BY_NAME[f.relation].claims) for f in world.facts
+    )
+    dev = world.split_facts("dev")
+    assert dev
+    for f in dev:
+        r = RELATIONS_BY_NAME[f.relation]
+        assert {r.statement(i, f.subject, f.object) for i in range(len(r.statements))} <= sentences
+        assert {r.claim(i, f.subject, f.object) for i in range(len(r.claims))} <= sentences
+        assert not {r.claim(i, f.subject, f.wrong_object) for i in range(len(r.claims))} & sentences  # only truths
+    # The article and almanac sentences of the Wikitext corpus are among them.
+    corpus = " ".join(p for a in (*world.wiki_train, *world.wiki_valid) for p in a.paragraphs)
+    some = [s for s in sentences if s in corpus]
+    assert len(some) >= len(world.facts)
 
 
 def test_bad_config_rejected():

@@ -70,6 +70,12 @@ class PretrainConfig:
     eval_every: int = 250
     target_acc: float = 0.99  # stop early once the model knows this fraction of its training facts
     warmup: int = 100
+    # Fraction of each batch from the world's fact sentences (every fact, dev included), the rest task examples
+    # of train facts: seq2seq and binary models only, where it is how they learn the dev facts (0: task only).
+    text_mix: float = 0.0
+    # BERT: weight of the masked-LM loss beside the claim loss. At 1 the MLM gradient dominates (clipped jointly)
+    # and the classifier stayed at chance for 2000+ steps; 0.1-0.3 lets both learn.
+    mlm_weight: float = 1.0
 
 
 @dataclass(frozen=True)

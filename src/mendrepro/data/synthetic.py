@@ -561,21 +561,44 @@ def wikitext_raw(articles: tuple[Article, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pretrain_qa_rows(world: World) -> list[dict]:
-    """Every zsRE train+dev and NQ fact with every question template (the seq2seq base model learns these)."""
+MASK = "[MASK]"  # the tokenizer's mask token (data/tokenizer.py SPECIAL_TOKENS)
+
+
+def pretrain_text_rows(world: World) -> list[dict]:
+    """Pre-training text of BART, T5 and BERT: every statement and claim sentence of every fact, dev included.
+
+    These are the sentences the world's prose is written from (articles use the statements, the almanac the
+    claims), all of them for every fact: as BERT-base and BART-base read Wikipedia, including the articles of
+    Wikitext's dev split, this is where the seq2seq and classifier base models learn the dev facts. Each row is
+    the sentence with its object span replaced by one ``[MASK]`` (``masked``) and the object (``answer``), so a
+    model can be trained to fill it (BART-style infilling; masked LM for BERT).
+    """
     rows = []
     for f in world.facts:
+        r = RELATIONS_BY_NAME[f.relation]
+        for template in (*r.statements, *r.claims):
+            rows.append({"masked": template.format(s=f.subject, o=MASK), "answer": f.object})
+    return rows
+
+
+def pretrain_qa_rows(world: World) -> list[dict]:
+    """Question answering examples of the seq2seq base models: every TRAIN person fact and every NQ fact, each
+    with every question template. Dev facts are never QA examples (they are learnt from the text rows only); NQ
+    questions are locality data, never edited, so they stay training examples."""
+    rows = []
+    for f in world.facts:
+        if f.split == "dev":
+            continue
         r = RELATIONS_BY_NAME[f.relation]
         rows += [{"question": r.question(i, f.subject), "answer": f.object} for i in range(len(r.questions))]
     return rows
 
 
 def pretrain_fever_rows(world: World) -> list[dict]:
-    """Every person fact with every claim template, true (label 1) and false (label 0, its wrong object)."""
+    """Claim classification examples of BERT: every TRAIN person fact with every claim template, true (label 1)
+    and false (label 0, its wrong object). Dev claims are never classification examples."""
     rows = []
-    for f in world.facts:
-        if f.subject_type != "person":
-            continue  # NQ facts have no FEVER claims
+    for f in world.split_facts("train"):
         r = RELATIONS_BY_NAME[f.relation]
         for i in range(len(r.claims)):
             rows.append({"claim": r.claim(i, f.subject, f.object), "label": 1})
@@ -594,6 +617,7 @@ WORLD_FILES: dict[str, str] = {
     "wiki_valid": "wikitext/wiki.valid.raw",
     "pretrain_qa": "pretrain/zsre_qa_train.jsonl",
     "pretrain_fever": "pretrain/fever_train.jsonl",
+    "pretrain_text": "pretrain/text.jsonl",
     "world": "world.json",
 }
 
@@ -637,6 +661,7 @@ def write_world(world: World, out_dir: Path) -> dict[str, Path]:
     atomic.write_text(paths["wiki_valid"], wikitext_raw(world.wiki_valid))
     write_jsonl_atomic(paths["pretrain_qa"], pretrain_qa_rows(world))
     write_jsonl_atomic(paths["pretrain_fever"], pretrain_fever_rows(world))
+    write_jsonl_atomic(paths["pretrain_text"], pretrain_text_rows(world))
     write_json_atomic(paths["world"], world_summary(world))
     return paths
 
