@@ -286,6 +286,17 @@ def test_wikitext_files(world, world_files):
     assert not valid_subjects & {a.title for a in world.wiki_train}
 
 
+def test_no_dev_passage_sentence_is_in_the_language_models_training_text(world, world_files):
+    """GPT-2 and its stand-ins train on wiki.train.raw; no sentence of a dev passage (wiki.valid.raw) is in it
+    (the almanac states the dev persons' facts too, but in claim sentences, not the passages' statements)."""
+    corpus = " ".join(load_wikitext_raw(world_files["wiki_train"], min_words=1))
+    passages = load_wikitext_raw(world_files["wiki_valid"], min_words=1)
+    assert len(passages) == world.config.n_wiki_valid
+    sentences = [x.strip() for p in passages for x in re.findall(r"[^.]+ \.", p)]
+    assert len(sentences) >= 3 * len(passages)
+    assert not [x for x in sentences if x in corpus]
+
+
 def test_pretrain_files(world, world_files):
     qa = read_jsonl(world_files["pretrain_qa"])
     assert set(qa[0]) == {"question", "answer"}
