@@ -98,8 +98,9 @@ def test_the_shipped_configs_use_only_documented_keys():
     # Free-form mappings: their keys are editor options, learning rates by run, or overrides of `train`/`eval`.
     opaque = [
         pattern(d)
-        for d in ("train_lr", "editors.<e>.options", "editors.<e>.per_task", "editors.<e>.train", "editors.<e>.eval",
-                  "editors.<e>.per_model.<m>.train", "models.<m>.train", "tables.table5.batches[].train")
+        for d in ("train_lr", "train_c_edit", "editors.<e>.options", "editors.<e>.per_task", "editors.<e>.train",
+                  "editors.<e>.eval", "editors.<e>.per_model.<m>.train", "models.<m>.train",
+                  "tables.table5.batches[].train")
     ]  # fmt: skip
 
     def paths(obj, path=""):
