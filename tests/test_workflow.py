@@ -315,3 +315,10 @@ def test_micro_dag_end_to_end(micro_run):
     # Nothing half-written: every temporary file or directory of the atomic writers is gone.
     hidden = [p for p in wd.rglob(".*") if ".snakemake" not in p.parts and p.name != ".snakemake_timestamp"]
     assert not hidden, hidden
+
+
+def test_snakemake_lint_is_clean(tmp_path):
+    """`snakemake --lint` finds nothing (its checks read the rule files' text, comments included)."""
+    wd = _workdir(tmp_path, "config/tiny.yaml")
+    out = _snakemake(wd, "--lint", check=False)
+    assert out.returncode == 0 and "Lints for" not in out.stdout + out.stderr, out.stdout[-3000:] + out.stderr[-3000:]

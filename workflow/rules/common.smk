@@ -14,7 +14,7 @@ from mendrepro.config import base_model_experiment, check_editors, resolve_exper
 from mendrepro.config import is_learned as _is_learned
 
 # Every editor's kind and options, typed: a typo fails here, naming the editor, the key and the allowed values.
-# Table 5's width rule (tables.table5.k_scaling): its declared scaled k must be what the rule gives for the
+# Table 5's width scaling (tables.table5.k_scaling): its declared scaled k must be what the rule gives for the
 # model's d_model, and every k must have its batch, before any job runs.
 try:
     check_editors(config)
