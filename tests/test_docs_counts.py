@@ -45,8 +45,12 @@ def _job_counts(output: str) -> dict[str, int]:
 def planned(tmp_path_factory) -> dict[str, dict[str, int]]:
     """Each claim's dry run, on its own copy of the workflow, run side by side."""
 
+    # The folders are made here, not in the threads: pytest's first mktemp creates the base folder, and threads
+    # racing to do so each make their own and then refuse the others' paths.
+    workdirs = {name: tmp_path_factory.mktemp(name.replace(" ", "_")) for name in CLAIMS}
+
     def dry_run(name: str) -> tuple[str, dict[str, int]]:
-        wd = tmp_path_factory.mktemp(name.replace(" ", "_"))
+        wd = workdirs[name]
         for item in ("Snakefile", "workflow", "profiles", "config", "envs", "src"):
             src = ROOT / item
             (shutil.copytree if src.is_dir() else shutil.copy)(src, wd / item)
