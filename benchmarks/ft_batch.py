@@ -1,67 +1,131 @@
-"""FT evaluation throughput, one edit at a time against B edits at once (:func:`mendrepro.editors.ft.edit_many`).
+"""FT and FT+KL evaluation throughput, one edit at a time against B edits side by side (``eval.edit_batch``).
 
-    python -m benchmarks.ft_batch --sizes bert-base,bart-base,distilgpt2 --batch 16 --steps 3
+    python -m benchmarks.ft_batch --sizes bert-base,bart-base,distilgpt2 --batch 16 --steps 1,3
 
-Randomly initialised models of the probe's sizes (:mod:`mendrepro.probe`); random-token edits, which a random
-model never predicts, so every edit runs ``--steps`` steps on both paths: the ratio is the per-step throughput
-of the two paths, measured in one run (edits per second, one-at-a-time vs batched). Not asserted anywhere.
+Randomly initialised models of the probe's sizes (:mod:`mendrepro.probe`) and random-token edit requests (one
+edit example, ``--n-equiv`` equivalence and ``--n-loc`` locality examples, as evaluation scores them) run through
+:func:`mendrepro.evaluate.evaluate_editor` itself, so the throughput counts what evaluation does per edit: the
+pre-edit scoring, the fine-tuning and the post-edit scoring. A random model rarely predicts a random target, so
+edits run up to ``--steps`` steps (a random classifier gets half its labels right at once: ``mean_steps_taken``),
+the same steps on both paths; the paper-scale estimate combines these per-step
+throughputs with the measured number of steps per edit (``make rehearse``). Edits per second and their ratio,
+measured in one run; written to benchmarks/results/<machine>-ft-batch.json. Not asserted anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import random
 import time
+from pathlib import Path
 
 import torch
 
-from mendrepro.editors.ft import FineTune, FTConfig, edit_many
+from mendrepro.editors.ft import FineTune, FTConfig
+from mendrepro.evaluate import evaluate_editor
 from mendrepro.models import edited_parameter_names
 from mendrepro.probe import BatchMaker, _build, get_size, synthetic_tokenizer
+from mendrepro.tasks import EditRequest
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def measure_size(name: str, batch: int, steps: int, seed: int = 0) -> dict:
-    """Edits per second of FT on ``name``, one at a time and ``batch`` at once, on the same ``batch`` edits."""
+class RandomTask:
+    """``n`` random-token edit requests of one family, as :func:`evaluate_editor` reads a task."""
+
+    def __init__(self, maker: BatchMaker, tok, n: int, n_equiv: int, n_loc: int):
+        self.tok = tok
+        self.requests = [
+            EditRequest(
+                id=f"r{i}",
+                text="",
+                target="",
+                inner=maker.batch(1),
+                outer=maker.batch(n_equiv),
+                loc=maker.batch(n_loc),
+                outer_texts=[""] * n_equiv,
+            )
+            for i in range(n)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def request(self, i: int, rng: random.Random, n_loc: int = 1, all_equiv: bool = False) -> EditRequest:
+        return self.requests[i]
+
+
+def _loc_streams(maker_seed: int, family: str, tok, vocab: int, seq_len: int):
+    """FT+KL's per-edit locality streams: random batches seeded by the edit's key."""
+
+    def stream(key: str):
+        maker = BatchMaker(family, tok, vocab, seq_len, seed=maker_seed + int(key[1:]))
+        return lambda: maker.batch(1)
+
+    return stream
+
+
+def measure(name: str, batch: int, steps: int, kl: bool, n_equiv: int, n_loc: int, seed: int = 0) -> dict:
+    """Evaluation edits per second of FT (or FT+KL) on ``name``, one at a time and ``batch`` at once."""
     size = get_size(name)
     tok = synthetic_tokenizer(size.vocab, size.spec.max_len)
     model = _build(size, tok, torch.device("cpu"), seed)
+    family = size.spec.family
     names = edited_parameter_names(model, size.spec.edit_params)
-    maker = BatchMaker(size.spec.family, tok, size.vocab, size.seq_len, seed)
-    inners = [maker.batch(1) for _ in range(batch)]
-    cfg = FTConfig(lr=1e-6, max_steps=steps)  # a tiny lr: no random edit succeeds early on either path
-    ft = FineTune(model, size.spec.family, names, cfg)
-    ft.edit(inners[0])  # warm-up
-    t0 = time.perf_counter()
-    for b in inners:
-        ft.edit(b)
-    one = time.perf_counter() - t0
-    edit_many(ft, inners[:2], tok.pad_token_id)  # warm-up
-    t0 = time.perf_counter()
-    edit_many(ft, inners, tok.pad_token_id)
-    many = time.perf_counter() - t0
+    maker = BatchMaker(family, tok, size.vocab, size.seq_len, seed)
+    n = 2 * batch  # two groups on the batched path
+    task = RandomTask(maker, tok, n + batch, n_equiv, n_loc)
+    cfg = FTConfig(lr=1e-6, max_steps=steps, kl=kl)  # a tiny rate: no random edit succeeds early on either path
+    streams = _loc_streams(seed + 1, family, tok, size.vocab, size.seq_len) if kl else None
+    rates, taken = {}, {}
+    for path, b in (("one_at_a_time", 1), ("batched", batch)):
+        ft = FineTune(model, family, names, cfg, loc_sampler=streams)
+        evaluate_editor(ft, task, list(range(n, n + batch)), 1, n_loc, seed, edit_batch=b)  # warm-up
+        t0 = time.perf_counter()
+        evaluate_editor(ft, task, list(range(n)), 1, n_loc, seed, edit_batch=b)
+        rates[path] = n / (time.perf_counter() - t0)
+        taken[path] = ft.steps_taken[batch:]
+    assert taken["one_at_a_time"] == taken["batched"], "the two paths took different steps"
     return {
         "size": name,
+        "editor": "ftkl" if kl else "ft",
         "batch": batch,
         "steps": steps,
-        "one_at_a_time_edits_per_s": batch / one,
-        "batched_edits_per_s": batch / many,
-        "ratio": one / many,
+        "mean_steps_taken": sum(taken["batched"]) / n,
+        "one_at_a_time_edits_per_s": rates["one_at_a_time"],
+        "batched_edits_per_s": rates["batched"],
+        "ratio": rates["batched"] / rates["one_at_a_time"],
     }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(prog="python -m benchmarks.ft_batch", description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="bert-base,bart-base,distilgpt2")
+    p.add_argument("--editors", default="ft,ftkl")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--steps", default="1,3", help="comma list: FT steps every edit takes")
+    p.add_argument("--n-equiv", type=int, default=1)
+    p.add_argument("--n-loc", type=int, default=1)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--machine", default=platform.node())
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.sizes.split(","):
-        row = measure_size(name, args.batch, args.steps)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        for editor in args.editors.split(","):
+            for steps in (int(s) for s in args.steps.split(",")):
+                row = measure(name, args.batch, steps, editor == "ftkl", args.n_equiv, args.n_loc)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"machine": args.machine, "threads": args.threads, "torch": torch.__version__, "results": rows}
+    path = args.out / f"{args.machine}-ft-batch.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(path)
     return rows
 
 

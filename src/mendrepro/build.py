@@ -88,8 +88,13 @@ def evaluation_editor(
     loc_sampler = None
     if kind.loc_sampler:
         train_task = build_task(exp, tok, "train", files, model)
-        lrng = random.Random(exp.seed + 7)
-        loc_sampler = lambda: train_task.request(lrng.randrange(len(train_task)), lrng).loc  # noqa: E731
+
+        def loc_sampler(key: str):
+            # Each edit's own stream (seeded by the run's seed and the edit's id): the same draws whether edits run
+            # one at a time or side by side.
+            lrng = random.Random(f"{exp.seed + 7}:{key}")
+            return lambda: train_task.request(lrng.randrange(len(train_task)), lrng).loc
+
     editor = build_editor(exp, model, ckpt, loc_sampler)
     tuned = dict(tuned or {})
     if kind.tuned and "threshold" in tuned:

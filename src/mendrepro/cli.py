@@ -177,7 +177,7 @@ def cmd_evaluate(args) -> None:
             "validation (tasks.%s.n_heldout), in batches of k = %d",
             n_edits, ev.n_edits, len(dev_task), _n_heldout(exp), exp.task, ev.k,
         )  # fmt: skip
-    records = evaluate_editor(editor, dev_task, order[:n_edits], ev.k, ev.n_loc, ev.seed, _device())
+    records = evaluate_editor(editor, dev_task, order[:n_edits], ev.k, ev.n_loc, ev.seed, _device(), ev.edit_batch)
     write_records(records, Path(args.records))
     metrics = aggregate(records, exp.model.family)
     metrics.update(

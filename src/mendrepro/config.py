@@ -104,6 +104,7 @@ class EvalConfig:
     k: int = 1
     n_loc: int = 4  # locality examples scored before and after each edit
     seed: int = 0
+    edit_batch: int = 1  # at k = 1, independent FT/FT+KL/FT+L edits applied side by side
 
 
 @dataclass(frozen=True)

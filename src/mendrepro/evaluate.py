@@ -35,20 +35,46 @@ def _locality(family: str, logits: torch.Tensor, labels: torch.Tensor) -> dict:
     }
 
 
-def timed_edit(editor: Editor, inner: Batch, device="cpu") -> tuple[dict[str, torch.Tensor], float, dict]:
-    """``editor.edit(inner)``, its wall time in seconds and its peak memory (:func:`mendrepro.memory.peak_memory_mb`):
-    how evaluation and the Python API (:mod:`mendrepro.api`) apply one (batched) edit."""
+def timed_edit(
+    editor: Editor, inner: Batch, device="cpu", key: str = ""
+) -> tuple[dict[str, torch.Tensor], float, dict]:
+    """``editor.edit_for(inner, key)``, its wall time in seconds and its peak memory
+    (:func:`mendrepro.memory.peak_memory_mb`): how evaluation and the Python API (:mod:`mendrepro.api`) apply one
+    (batched) edit."""
+    return _timed(lambda: editor.edit_for(inner, key), device)
+
+
+def _timed(run, device):
     reset_peak(device)
     t0 = time.perf_counter()
-    new = editor.edit(inner)
+    out = run()
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
-    return new, time.perf_counter() - t0, peak_memory_mb(device)
+    return out, time.perf_counter() - t0, peak_memory_mb(device)
+
+
+def _pre_edit(editor: Editor, outer: Batch, loc: Batch) -> tuple[torch.Tensor, dict, dict]:
+    """Equivalence success and locality of the pre-edit model, and locality of the untouched original model."""
+    model, family = editor.model, editor.family
+    base = editor.base_params()
+    pre_outer = accuracy_per_example(family, forward(model, outer, base), outer["labels"])
+    pre_loc = _locality(family, forward(model, loc, base), loc["labels"])
+    # The untouched original model, for every editor: ENN trains the base model itself (drawdown against the
+    # original), and the claims table checks from these lines that no other editor changes the pre-edit model
+    # (for those, the pre-edit forward pass above already is the original model's).
+    orig_loc = _locality(family, forward(model, loc), loc["labels"]) if editor.changes_base_model else pre_loc
+    return pre_outer, pre_loc, orig_loc
 
 
 @torch.no_grad()
-def evaluate_editor(editor: Editor, task, order: list[int], k: int, n_loc: int, seed: int, device="cpu") -> list[dict]:
-    """Apply the dev edits ``order`` (a whole number of batches of ``k``) and return one record per edit."""
+def evaluate_editor(
+    editor: Editor, task, order: list[int], k: int, n_loc: int, seed: int, device="cpu", edit_batch: int = 1
+) -> list[dict]:
+    """Apply the dev edits ``order`` (a whole number of batches of ``k``) and return one record per edit.
+
+    With ``k`` = 1 and ``edit_batch`` B > 1, an editor whose edits can run side by side (``groups_edits``: FT,
+    FT+KL, FT+L) applies B independent edits at a time, each to its own copy of the edited weights: the same
+    records as one at a time up to float rounding, but for ``seconds`` (the group's time shared equally)."""
     if not order or len(order) % k:
         raise ValueError(f"{len(order)} evaluation edits are not a positive multiple of k = {k}")
     editor.eval()
@@ -57,36 +83,45 @@ def evaluate_editor(editor: Editor, task, order: list[int], k: int, n_loc: int, 
     editor.to(device)
     rng = random.Random(seed)
     n_edits = len(order)
+    group = edit_batch if k == 1 and editor.groups_edits else 1
+    step = k if group == 1 else group
     records = []
-    for start in tqdm(range(0, n_edits, k), desc=f"evaluate k={k}", mininterval=5):
-        reqs = [task.request(i, rng, n_loc=n_loc, all_equiv=True) for i in order[start : start + k]]
+    for start in tqdm(range(0, n_edits, step), desc=f"evaluate k={k}", mininterval=5):
+        reqs = [task.request(i, rng, n_loc=n_loc, all_equiv=True) for i in order[start : start + step]]
         req = merge(reqs, task.tok.pad_token_id)
-        inner, outer, loc = (to_device(b, device) for b in (req.inner, req.outer, req.loc))
-        base = editor.base_params()
-        pre_outer = accuracy_per_example(family, forward(model, outer, base), outer["labels"])
-        pre_loc = _locality(family, forward(model, loc, base), loc["labels"])
-        # The untouched original model, for every editor: ENN trains the base model itself (drawdown against the
-        # original), and the claims table checks from these lines that no other editor changes the pre-edit model.
-        orig_loc = _locality(family, forward(model, loc), loc["labels"])
-        new, seconds, mem = timed_edit(editor, inner, device)
-        post_logits = editor.edited_logits(outer, new)
+        outer, loc = (to_device(b, device) for b in (req.outer, req.loc))
+        pre_outer, pre_loc, orig_loc = _pre_edit(editor, outer, loc)
+        if group == 1:
+            new, seconds, mem = timed_edit(editor, to_device(req.inner, device), device, req.id)
+            post_logits = editor.edited_logits(outer, new)
+            post_loc_logits = editor.edited_logits(loc, new)
+            batches = [start // k] * len(reqs)
+        else:
+            inners, keys = [to_device(r.inner, device) for r in reqs], [r.id for r in reqs]
+            news, seconds, mem = _timed(
+                lambda inners=inners, keys=keys: editor.edit_group(inners, keys, task.tok.pad_token_id), device
+            )
+            seconds /= len(reqs)
+            post_logits = editor.group_logits(outer, [r.outer["labels"].shape[0] for r in reqs], news)
+            post_loc_logits = editor.group_logits(loc, [r.loc["labels"].shape[0] for r in reqs], news)
+            batches = list(range(start, start + len(reqs)))
         post_outer = accuracy_per_example(family, post_logits, outer["labels"])
         post_nll = nll_per_example(family, post_logits, outer["labels"])
-        post_loc = _locality(family, editor.edited_logits(loc, new), loc["labels"])
+        post_loc = _locality(family, post_loc_logits, loc["labels"])
         o = lo = 0
-        for r in reqs:
+        for r, b in zip(reqs, batches, strict=True):
             n_o, n_l = r.outer["labels"].shape[0], r.loc["labels"].shape[0]
             sl_o, sl_l = slice(o, o + n_o), slice(lo, lo + n_l)
             records.append(
                 {
                     "id": r.id,
-                    "batch": start // k,
+                    "batch": b,
                     "k": k,
                     "edit_input": r.text,
                     "target": r.target,
                     "equivalence": [
-                        {"text": t, "success": float(s), "success_before": float(b), "nll": float(n)}
-                        for t, s, b, n in zip(
+                        {"text": t, "success": float(s), "success_before": float(sb), "nll": float(n)}
+                        for t, s, sb, n in zip(
                             r.outer_texts, post_outer[sl_o], pre_outer[sl_o], post_nll[sl_o], strict=True
                         )
                     ],

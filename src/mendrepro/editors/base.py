@@ -66,6 +66,14 @@ class Editor(nn.Module, abc.ABC):
     def edit(self, inner: Batch) -> dict[str, torch.Tensor]:
         """New values of the edited parameters after applying every edit in ``inner``."""
 
+    #: Whether independent edits can run side by side (``edit_group``/``group_logits``: FT, FT+KL, FT+L).
+    groups_edits = False
+
+    def edit_for(self, inner: Batch, key: str) -> dict[str, torch.Tensor]:
+        """:meth:`edit` of the edit named ``key`` (its request id): an editor that draws random examples while it
+        edits (FT+KL's locality examples) draws them from that edit's own stream."""
+        return self.edit(inner)
+
 
 @dataclass
 class Capture:
