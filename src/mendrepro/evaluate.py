@@ -84,13 +84,14 @@ def evaluate_editor(
     rng = random.Random(seed)
     n_edits = len(order)
     group = edit_batch if k == 1 and editor.groups_edits else 1
-    step = k if group == 1 else group
+    stride = k if group == 1 else group
     records = []
-    for start in tqdm(range(0, n_edits, step), desc=f"evaluate k={k}", mininterval=5):
-        reqs = [task.request(i, rng, n_loc=n_loc, all_equiv=True) for i in order[start : start + step]]
+    for start in tqdm(range(0, n_edits, stride), desc=f"evaluate k={k}", mininterval=5):
+        reqs = [task.request(i, rng, n_loc=n_loc, all_equiv=True) for i in order[start : start + stride]]
         req = merge(reqs, task.tok.pad_token_id)
         outer, loc = (to_device(b, device) for b in (req.outer, req.loc))
         pre_outer, pre_loc, orig_loc = _pre_edit(editor, outer, loc)
+        n_taken = len(getattr(editor, "steps_taken", ()))
         if group == 1:
             new, seconds, mem = timed_edit(editor, to_device(req.inner, device), device, req.id)
             post_logits = editor.edited_logits(outer, new)
@@ -105,11 +106,14 @@ def evaluate_editor(
             post_logits = editor.group_logits(outer, [r.outer["labels"].shape[0] for r in reqs], news)
             post_loc_logits = editor.group_logits(loc, [r.loc["labels"].shape[0] for r in reqs], news)
             batches = list(range(start, start + len(reqs)))
+        # FT's optimiser steps per edit (per batch of k), for the paper-scale cost estimate (make rehearse).
+        taken = getattr(editor, "steps_taken", None)
+        steps = taken[n_taken:] * (len(reqs) if group == 1 else 1) if taken is not None else None
         post_outer = accuracy_per_example(family, post_logits, outer["labels"])
         post_nll = nll_per_example(family, post_logits, outer["labels"])
         post_loc = _locality(family, post_loc_logits, loc["labels"])
         o = lo = 0
-        for r, b in zip(reqs, batches, strict=True):
+        for j, (r, b) in enumerate(zip(reqs, batches, strict=True)):
             n_o, n_l = r.outer["labels"].shape[0], r.loc["labels"].shape[0]
             sl_o, sl_l = slice(o, o + n_o), slice(lo, lo + n_l)
             records.append(
@@ -131,6 +135,7 @@ def evaluate_editor(
                     "locality_original": {key: v[sl_l] for key, v in orig_loc.items()},
                     "seconds": seconds,
                     "memory": mem,
+                    **({"steps": steps[j]} if steps is not None else {}),
                     **r.meta,
                 }
             )
@@ -167,6 +172,9 @@ def aggregate(records: list[dict], family: str) -> dict:
         # FEVER under the release's rule: ES on the edits that flip the prediction, beside the headline over all.
         flips = [r["es"] for r in records if r["flip"]]
         out.update(n_flip=len(flips), es_flip=sum(flips) / len(flips) if flips else None)
+    if all("steps" in r for r in records):  # FT: optimiser steps per edit (the paper-scale estimate reads these)
+        steps = sorted(r["steps"] for r in records)
+        out.update(steps_mean=sum(steps) / len(steps), steps_median=steps[len(steps) // 2], steps_max=steps[-1])
     out["peak_edit_memory_mb"] = max(r["memory"]["peak_mb"] for r in records)
     out["memory_kind"] = records[0]["memory"]["kind"]
     return out
