@@ -157,3 +157,38 @@ def test_staged_models_load_as_the_paper_profile_loads_them(mirror, tmp_path):
         assert embeddings.weight.shape[0] == len(tok), name
         assert edited_parameter_names(model, tuple(m["edit_params"])), name
         assert tok(["a b", "a"], padding=True)["input_ids"], name  # a pad token, real or added
+
+
+def _fake_eval(results: Path, editor: str, seconds: float, steps: int, loop_s: int, n: int = 4) -> None:
+    """One rehearsal evaluate job's files: benchmark, metrics, log with the finished progress bar, raw lines."""
+    cell = results / "seed0/zsre/bart" / editor / "eval_k1"
+    cell.mkdir(parents=True)
+    (cell / "metrics.json").write_text(json.dumps({"n": n}))
+    line = json.dumps({"seconds": seconds, "steps": steps}) + "\n"
+    (cell / "edits.jsonl").write_text(line * n)
+    bench = results / "benchmarks/seed0/evaluate/zsre/bart" / editor / "k1.tsv"
+    bench.parent.mkdir(parents=True)
+    bench.write_text(f"s\tmax_rss\n{loop_s + 10}\t500\n")
+    log = results / "logs/seed0/evaluate/zsre/bart" / editor / "k1.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(f"evaluate k=1: 100%|##########| {n}/{n} [00:{loop_s:02d}<00:00,  1.00it/s]\n")
+
+
+def test_ft_edits_are_costed_by_measured_steps_not_the_cap(tmp_path):
+    """FT's paper-scale seconds per edit: the scoring around the edit plus the seconds per step times the steps a
+    trained run measured (FT stops at its first success), or the paper's cap where no trained run has the cell."""
+    from mendrepro.rehearsal.estimate import jobs
+
+    reh, paper = _load("rehearsal.yaml"), _load("paper.yaml")
+    results, trained = tmp_path / "rehearsal", tmp_path / "tiny"
+    # 4 edits, each 5 steps (the rehearsal's cap) in 2 s; the loop took 12 s: 1 s per edit of scoring.
+    _fake_eval(results, "ft", seconds=2.0, steps=reh["editors"]["ft"]["options"]["max_steps"], loop_s=12)
+    _fake_eval(results, "ftkl", seconds=2.0, steps=reh["editors"]["ftkl"]["options"]["max_steps"], loop_s=12)
+    (trained / "seed0/zsre/bart/ft/eval_k1").mkdir(parents=True)
+    (trained / "seed0/zsre/bart/ft/eval_k1/metrics.json").write_text(json.dumps({"steps_mean": 1.5}))
+    df = jobs(results, reh, paper, train_steps=10, eval_edits=100, trained=trained).set_index("job")
+    per_step = 2.0 / reh["editors"]["ft"]["options"]["max_steps"]
+    ft, ftkl = df.loc["zsre/bart/ft/k1"], df.loc["zsre/bart/ftkl/k1"]
+    assert ft["ft_steps_from"] == "trained run" and ft["s_per_unit"] == pytest.approx(1.0 + per_step * 1.5)
+    cap = paper["editors"]["ftkl"]["options"]["max_steps"]
+    assert ftkl["ft_steps_from"] == "paper max_steps" and ftkl["s_per_unit"] == pytest.approx(1.0 + per_step * cap)

@@ -8,9 +8,14 @@ Per job, from its Snakemake ``benchmark:`` file (wall seconds, peak RSS) and its
   counted as one step); the rest of the wall time is set-up (imports, model and data loading), not scaled.
   Paper scale: ``--train-steps`` steps (default 25,000: the earliest early stop of the paper's protocol, patience
   20,000 after the first validation at 5,000) plus a validation of ``n_val`` edits every ``val_every`` steps.
-* ``evaluate``: the edit loop's seconds (its progress bar's elapsed time in the log) per evaluated edit, times the
-  paper's ``max_steps`` over the rehearsal's for FT and FT+KL (which never succeed early on random weights);
-  paper scale: ``--eval-edits`` edits per cell (default 10,000, the order of the release's dev files).
+* ``evaluate``: the edit loop's seconds (its progress bar's elapsed time in the log) per evaluated edit; paper
+  scale: ``--eval-edits`` edits per cell (default 10,000, the order of the release's dev files). FT and FT+KL run
+  to their step cap on random weights, so their edits are costed from their raw lines (``edits.jsonl``: each edit's
+  ``seconds`` and ``steps``): the seconds per step, times the steps an edit takes, plus the loop's scoring around
+  the edit. The steps an edit takes are the mean measured by a trained run of the same cell (``--ft-steps``, the
+  tiny profile's ``metrics.json`` ``steps_mean``; FT stops at its first success) where one exists, else the
+  paper's ``max_steps`` (the column ``ft_steps_from`` says which). A rehearsal evaluated with ``eval.edit_batch``
+  > 1 measures the batched path's seconds.
 * Other rules (inputs, tables) are seconds and do not grow with the paper's counts.
 
 Times are wall times: run the rehearsal on an otherwise idle machine. (The benchmark's ``cpu_time`` cannot stand in
@@ -78,7 +83,35 @@ def _editor_kind(config: dict, editor: str) -> str:
     return config["editors"][e["variant_of"]]["kind"] if "variant_of" in e else e["kind"]
 
 
-def jobs(results: Path, reh: dict, paper: dict, train_steps: int, eval_edits: int) -> pd.DataFrame:
+def _ft_edit_seconds(records: Path) -> tuple[float, float] | None:
+    """Mean seconds of the edit itself and mean optimiser steps per edit, from FT's raw lines (None without them)."""
+    if not records.is_file():
+        return None
+    rows = [json.loads(line) for line in records.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not rows or not all("steps" in r and "seconds" in r for r in rows):
+        return None
+    return sum(r["seconds"] for r in rows) / len(rows), sum(r["steps"] for r in rows) / len(rows)
+
+
+def ft_per_edit(loop_per_edit: float, edit_s: float, steps: float, paper_steps: float) -> float:
+    """Seconds per FT edit at ``paper_steps`` steps: the loop's scoring around the edit (``loop_per_edit`` less the
+    edit's own ``edit_s``) plus ``edit_s``'s seconds per step (``steps`` of them) times ``paper_steps``."""
+    return max(loop_per_edit - edit_s, 0.0) + edit_s / max(steps, 1.0) * paper_steps
+
+
+def measured_ft_steps(trained: Path | None, seed: str, task: str, model: str, editor: str) -> float | None:
+    """``steps_mean`` of a trained run's FT cell (its ``metrics.json``), if that run has one."""
+    if trained is None:
+        return None
+    path = trained / seed / task / model / editor / "eval_k1" / "metrics.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("steps_mean")
+
+
+def jobs(
+    results: Path, reh: dict, paper: dict, train_steps: int, eval_edits: int, trained: Path | None = None
+) -> pd.DataFrame:
     """One row per train_editor and evaluate job: measured wall and peak RSS, set-up, CPU seconds at paper scale."""
     rows = []
     bench = results / "benchmarks"
@@ -103,13 +136,22 @@ def jobs(results: Path, reh: dict, paper: dict, train_steps: int, eval_edits: in
         loop = eval_loop_seconds(results / "logs" / seed / "evaluate" / task / model / editor / f"{kk}.log")
         loop = wall if loop is None else min(loop, wall)  # no progress bar: the whole job counts as the loop
         per_edit = loop * busy / metrics["n"]
+        ft_steps, ft_from = None, ""
         if _editor_kind(reh, editor) in ("ft", "ftkl"):  # FT runs to its step cap on random weights
             base = editor if "variant_of" not in reh["editors"][editor] else reh["editors"][editor]["variant_of"]
-            per_edit *= paper["editors"][base]["options"]["max_steps"] / reh["editors"][base]["options"]["max_steps"]
+            cap = paper["editors"][base]["options"]["max_steps"]
+            measured = _ft_edit_seconds(results / seed / task / model / editor / f"eval_{kk}" / "edits.jsonl")
+            ft_steps = measured_ft_steps(trained, seed, task, model, editor) if kk == "k1" else None
+            ft_from = "trained run" if ft_steps is not None else "paper max_steps"
+            ft_steps = cap if ft_steps is None else ft_steps
+            if measured is None:  # raw lines without steps: the edit loop scaled by the cap, as a whole
+                per_edit *= ft_steps / reh["editors"][base]["options"]["max_steps"]
+            else:
+                per_edit = ft_per_edit(per_edit, measured[0] * busy, measured[1], ft_steps)
         rows.append(
             dict(rule="evaluate", job=f"{task}/{model}/{editor}/{kk}", wall_s=wall, cpu_s=wall * busy, max_rss_mb=rss,
                  setup_s=(wall - loop) * busy, unit="edit", units=metrics["n"], s_per_unit=per_edit,
-                 paper_units=eval_edits)
+                 paper_units=eval_edits, ft_steps=ft_steps, ft_steps_from=ft_from)
         )  # fmt: skip
     if not rows:
         raise SystemExit(f"no train_editor or evaluate benchmark files under {bench}")
@@ -183,9 +225,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--eval-edits", type=int, default=10_000)
     p.add_argument("--gpu-utilisation", type=float, default=0.10)
     p.add_argument("--speedup", type=float, default=None, help="a measured GPU/CPU speed-up instead of the estimate")
+    p.add_argument(
+        "--ft-steps",
+        default="results/tiny",
+        help="a trained run whose FT/FT+KL metrics.json give the mean steps per edit (default: the tiny profile's)",
+    )
     args = p.parse_args(argv)
     reh, paper = (yaml.safe_load(Path(c).read_text(encoding="utf-8")) for c in (args.rehearsal, args.paper))
-    df = jobs(Path(args.results), reh, paper, args.train_steps, args.eval_edits)
+    trained = Path(args.ft_steps) if args.ft_steps and Path(args.ft_steps).is_dir() else None
+    df = jobs(Path(args.results), reh, paper, args.train_steps, args.eval_edits, trained)
     gflops = None if args.speedup else cpu_gflops()
     speedup = args.speedup or A100_FP32_TFLOPS * 1000 * args.gpu_utilisation / gflops
     df = extrapolate(df, speedup)
