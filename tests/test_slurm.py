@@ -41,9 +41,15 @@ TABLES = ("table3.*", "table4.*", "table5.*", "table6.*", "claims.csv")
 MEASURED_CLAIMS = ("F3.1",)
 
 
-def _micro(tmp_path: Path) -> Path:
-    """The micro config in a fresh copy of the workflow, with one KE editor trained long enough to be cancelled."""
-    wd = _workdir(tmp_path, "tests/fixtures/micro.yaml")
+def _micro(tmp_path: Path, reuse: bool = False) -> Path:
+    """The micro config in a fresh copy of the workflow, with one KE editor trained long enough to be cancelled.
+    With ``reuse``, the copy is `make test`'s finished local micro run where one of the same inputs is kept
+    (tests/micro_cache.py): Snakemake then redoes only what the KE change touches."""
+    import micro_cache
+
+    if not (reuse and micro_cache.fetch(tmp_path)):
+        _workdir(tmp_path, "tests/fixtures/micro.yaml")
+    wd = tmp_path
     cfg = yaml.safe_load((wd / "run.yaml").read_text())
     cfg["editors"]["ke"]["per_model"] = {"bart": {"train": {"steps": KE_STEPS, "patience": 10**6}}}
     (wd / "run.yaml").write_text(yaml.safe_dump(cfg))
@@ -110,7 +116,7 @@ def cluster(tmp_path_factory):
 def runs(cluster, tmp_path_factory) -> SimpleNamespace:
     """The micro DAG run locally and on the cluster at the same time (the cluster's jobs wait on status checks
     between them); on the cluster, the long KE training job is cancelled once it has saved a resumable state."""
-    local, remote = _micro(tmp_path_factory.mktemp("local")), _micro(tmp_path_factory.mktemp("slurm"))
+    local, remote = _micro(tmp_path_factory.mktemp("local"), reuse=True), _micro(tmp_path_factory.mktemp("slurm"))
     _with_site(remote)
     args = [sys.executable, "-m", "snakemake", "--configfile", "run.yaml"]
     local_log, remote_log = (local / "snakemake.out").open("w"), (remote / "snakemake.out").open("w")

@@ -155,8 +155,12 @@ def _finite(obj) -> bool:
 @pytest.fixture(scope="module")
 def micro_run(tmp_path_factory) -> Path:
     """The whole micro DAG, run once for the tests of this module that read its outputs."""
+    import micro_cache
+
+    run_key = micro_cache.key()
     wd = _workdir(tmp_path_factory.mktemp("micro"), "tests/fixtures/micro.yaml")
     _snakemake(wd, "--cores", "2")
+    micro_cache.store(wd, run_key)  # the SLURM test's local reference (tests/micro_cache.py)
     return wd
 
 
