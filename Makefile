@@ -78,11 +78,14 @@ test-slurm: $(VENV)/.installed
 
 # Edit latency, editor training throughput and peak memory against a forward+backward (benchmarks/bench.py):
 # writes benchmarks/results/<host>.json and .md and prints the table; not part of `make test`.
-# `make bench BENCH_ARGS=--smoke` runs micro models in seconds.
+# `make bench BENCH_ARGS=--smoke` runs micro models in seconds. Then FT and FT+KL evaluation throughput, one edit
+# at a time against 16 side by side, at BERT-base, BART-base and distilGPT-2 size (benchmarks/ft_batch.py; its
+# arguments: FT_BATCH_ARGS).
 BENCH_ARGS ?=
 .PHONY: bench
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.ft_batch $(FT_BATCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -73,3 +73,21 @@ def test_summary_statistics():
     assert s["median"] == 3.0 and s["min"] == 1.0 and s["max"] == 5.0 and s["n"] == 5
     assert s["q1"] == 2.0 and s["q3"] == 4.0 and s["iqr"] == 2.0
     assert bench.summarize([7.0])["iqr"] == 0.0
+
+
+def test_ft_batch_reports_both_paths_on_the_same_steps(tmp_path):
+    """benchmarks/ft_batch.py on micro sizes: edits per second on both paths, their ratio, equal steps."""
+    from benchmarks import ft_batch
+
+    rows = ft_batch.main(
+        ["--sizes", "micro-bert,micro-gpt2", "--batch", "2", "--steps", "1", "--threads", "1", "--out", str(tmp_path),
+         "--machine", "smoke"]
+    )  # fmt: skip
+    data = json.loads((tmp_path / "smoke-ft-batch.json").read_text())
+    assert data["results"] == rows and {(r["size"], r["editor"]) for r in rows} == {
+        (s, e) for s in ("micro-bert", "micro-gpt2") for e in ("ft", "ftkl")
+    }
+    for r in rows:
+        assert _positive(r["one_at_a_time_edits_per_s"]) and _positive(r["batched_edits_per_s"])
+        assert r["ratio"] == pytest.approx(r["batched_edits_per_s"] / r["one_at_a_time_edits_per_s"])
+        assert 0 <= r["mean_steps_taken"] <= r["steps"]
