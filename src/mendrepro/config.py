@@ -318,7 +318,7 @@ def resolve_experiment(config: dict, task: str, model: str, editor: str = "", se
         "profile": config["profile"],
         "seed": int(seed),
         "task": task,
-        "model": {"name": model, **{k: v for k, v in m.items() if k not in ("task", "pretrain", "train")}},
+        "model": {"name": model, **{k: v for k, v in m.items() if k not in ("task", "pretrain", "train", "eval")}},
         "pretrain": m.get("pretrain", {}),
         "task_options": config["tasks"].get(task, {}),
         "train": dict(config["train"]),
@@ -335,6 +335,7 @@ def resolve_experiment(config: dict, task: str, model: str, editor: str = "", se
     # A model's own training budget (e.g. fewer steps for the larger stand-ins) overrides the editor's, except
     # an editor's budget for that one model (per_model) and a Table 5 editor's k-edit budget.
     exp["train"].update(m.get("train", {}))
+    exp["eval"].update(m.get("eval", {}))
     if editor:
         exp["train"].update(e.get("per_model", {}).get(model, {}).get("train", {}))
         exp["train"].update(e.get("batch_train", {}))
