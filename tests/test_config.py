@@ -256,14 +256,14 @@ def test_the_tiny_profile_declares_its_width_rule_and_the_scaled_batches_follow_
     batches = {b["k"]: b for b in cfg["tables"]["table5"]["batches"]}
     paper_ks = set(scaling.paper_k)
     for k, b in batches.items():
+        # Every k has grid cells and a choice of its own (config/lr_grid/tiny.csv): none borrows another k's rate.
+        assert "lr_from" not in b, k
         if k in paper_ks or k == 1:
-            assert "lr_from" not in b, k  # the grid ran the paper's k
             continue
-        # A scaled k: rate of the nearest paper k at or above it; caps log-linear in k between the neighbouring
-        # paper-k entries (steps, val_every), rounded; patience 3 × val_every as in every entry.
+        # A scaled k: caps log-linear in k between the neighbouring paper-k entries (steps, val_every), rounded;
+        # patience 3 × val_every as in every entry.
         above = min(p for p in paper_ks if p > k)
         below = max(p for p in paper_ks if p < k and p > 1)
-        assert b["lr_from"] == above
         t = math.log(k / below) / math.log(above / below)
         lo, hi = batches[below]["train"], batches[above]["train"]
         for key in ("steps", "val_every"):

@@ -180,10 +180,10 @@ def test_micro_grid_plans_every_cell_and_one_cell_runs_end_to_end(tmp_path):
 @pytest.mark.parametrize("profile", ["tiny"])
 def test_config_values_are_the_committed_grid_choices(profile):
     """No hand-set rate or edit weight: every learned editor's train_lr and train_c_edit are what the grid
-    (config/lr_grid/<profile>.csv) chose. The committed tiny grid is still of the old format (lr only, all at the
-    release's c_edit 0.1, chosen by loss; to be re-run), so its c_edit choices are 0.1."""
+    (config/lr_grid/<profile>.csv, of the lr x c_edit format) chose, and the grid tried every cell for every editor."""
     cfg = yaml.safe_load((ROOT / f"config/{profile}.yaml").read_text())
     grid, legacy = lr_grid.read_grid(ROOT / f"config/lr_grid/{profile}.csv")
+    assert not legacy, "the committed grid is of the old lr-only format"
     chosen = grid[grid["chosen"]]
     assert {k: float(v) for k, v in cfg["train_lr"].items()} == pytest.approx(
         dict(zip(chosen["key"], chosen["lr"], strict=True))
@@ -196,16 +196,26 @@ def test_config_values_are_the_committed_grid_choices(profile):
     keys = {(t, m, e): train_lr_key(cfg, t, m, e) for t, m, e in learned}
     assert None not in keys.values(), keys
     assert {key for (t, m, e), key in keys.items() if key == f"{t}/{m}/{e}"} == set(chosen["key"])
-    # Each editor was tried at every cell of the config's grid (an old-format grid: every rate at c_edit 0.1 only).
+    # Each editor was tried at every cell of the config's grid, the release's c_edit 0.1 among them.
     assert 0.1 in cfg["lr_grid"]["c_edits"]
-    cells = {
-        (float(lr), float(c)) for lr in cfg["lr_grid"]["lrs"] for c in ([0.1] if legacy else cfg["lr_grid"]["c_edits"])
-    }
+    cells = {(float(lr), float(c)) for lr in cfg["lr_grid"]["lrs"] for c in cfg["lr_grid"]["c_edits"]}
     assert set(zip(grid["lr"], grid["c_edit"], strict=True)) == cells
     assert set(grid["accumulate"]) == {cfg["train"]["accumulate"]}
     assert grid.groupby("key").size().eq(len(cells)).all()
-    if legacy:
-        assert set(cfg["train_c_edit"].values()) == {0.1}
+
+
+@pytest.mark.parametrize("profile", ["tiny"])
+def test_the_committed_choices_follow_the_rule_at_the_configs_tolerance(profile):
+    """The committed grid's chosen cells are what the rule picks from its own validation ES and drawdown, at the
+    tolerance the config states; no choice was edited by hand after the grid wrote it."""
+    cfg = yaml.safe_load((ROOT / f"config/{profile}.yaml").read_text())
+    grid, _ = lr_grid.read_grid(ROOT / f"config/lr_grid/{profile}.csv")
+    tol = lr_grid.Tolerance(**cfg["lr_grid"]["tolerance"])
+    again = lr_grid.select(grid.drop(columns=["chosen", "dd_allowed"]), tol)
+    want = grid.sort_values(["task", "model", "editor", "c_edit", "lr"]).reset_index(drop=True)
+    assert again["key"].tolist() == want["key"].tolist()
+    assert again["chosen"].tolist() == want["chosen"].astype(bool).tolist()
+    assert again["dd_allowed"].to_numpy() == pytest.approx(want["dd_allowed"].to_numpy())
 
 
 def test_accumulation_choice_is_what_the_two_grids_say():
