@@ -193,7 +193,7 @@ def _scaled_config(**over) -> dict:
     cfg["models"]["bart"]["d_model"] = 128
     t5 = cfg["tables"]["table5"]
     t5["experiments"] = [{"task": "zsre", "model": "bart"}]
-    t5["batches"] = [{"k": 1}, {"k": 4, "train": {"steps": 3}}, {"k": 13, "lr_from": 4}, {"k": 75}]
+    t5["batches"] = [{"k": 1}, {"k": 4, "train": {"steps": 3}}, {"k": 13}, {"k": 75}]
     t5["k_scaling"] = {"paper_width": 768, "rounding": "ceil", "paper_k": [1, 75], "scaled_k": [1, 13], **over}
     return cfg
 
@@ -232,21 +232,15 @@ def test_k_scaling_fails_when_the_width_changes_under_it():
         table5_k_scaling(cfg)
 
 
-def test_a_scaled_k_without_a_grid_rate_borrows_lr_from():
+def test_a_table5_editor_trains_at_its_own_grid_entry_or_the_default():
     cfg = _scaled_config()
-    # mend-k13 has no train_lr entry: the batch's lr_from k (4) gives it mend-k4's rate.
-    assert train_lr_key(cfg, "zsre", "bart", "mend-k13") == "zsre/bart/mend-k4"
-    k13 = resolve_experiment(cfg, "zsre", "bart", "mend-k13")
-    assert k13["train"]["lr"] == 0.25 and k13["train"]["edits_per_step"] == 13 and k13["eval"]["k"] == 13
-    # Its own grid entry, once the grid has run it, wins.
-    cfg["train_lr"]["zsre/bart/mend-k13"] = 0.125
-    assert resolve_experiment(cfg, "zsre", "bart", "mend-k13")["train"]["lr"] == 0.125
-    # A batch without lr_from and no entry keeps the configured default; so does lr_from naming an unlisted k.
-    assert train_lr_key(cfg, "zsre", "bart", "mend-k75") is None
-    assert resolve_experiment(cfg, "zsre", "bart", "mend-k75")["train"]["lr"] == 0.5
-    cfg["tables"]["table5"]["batches"][2]["lr_from"] = 75
-    del cfg["train_lr"]["zsre/bart/mend-k13"]
+    # mend-k13 has no train_lr entry: it keeps the configured default rate, not another k's.
     assert train_lr_key(cfg, "zsre", "bart", "mend-k13") is None
+    k13 = resolve_experiment(cfg, "zsre", "bart", "mend-k13")
+    assert k13["train"]["lr"] == 0.5 and k13["train"]["edits_per_step"] == 13 and k13["eval"]["k"] == 13
+    cfg["train_lr"]["zsre/bart/mend-k13"] = 0.125
+    assert train_lr_key(cfg, "zsre", "bart", "mend-k13") == "zsre/bart/mend-k13"
+    assert resolve_experiment(cfg, "zsre", "bart", "mend-k13")["train"]["lr"] == 0.125
 
 
 def test_the_tiny_profile_declares_its_width_rule_and_the_scaled_batches_follow_the_caps_rule():
@@ -256,8 +250,7 @@ def test_the_tiny_profile_declares_its_width_rule_and_the_scaled_batches_follow_
     batches = {b["k"]: b for b in cfg["tables"]["table5"]["batches"]}
     paper_ks = set(scaling.paper_k)
     for k, b in batches.items():
-        # Every k has grid cells and a choice of its own (config/lr_grid/tiny.csv): none borrows another k's rate.
-        assert "lr_from" not in b, k
+        # Every k has grid cells and a choice of its own (config/lr_grid/tiny.csv; test_lr_grid.py).
         if k in paper_ks or k == 1:
             continue
         # A scaled k: caps log-linear in k between the neighbouring paper-k entries (steps, val_every), rounded;

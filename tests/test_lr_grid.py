@@ -192,7 +192,7 @@ def test_config_values_are_the_committed_grid_choices(profile):
         dict(zip(chosen["key"], chosen["c_edit"], strict=True))
     )
     _, learned = _planned_runs(cfg)
-    # Every learned editor trains at a grid rate: its own (or, in a profile using `lr_from`, another k's).
+    # Every learned editor trains at a grid rate of its own.
     keys = {(t, m, e): train_lr_key(cfg, t, m, e) for t, m, e in learned}
     assert None not in keys.values(), keys
     assert {key for (t, m, e), key in keys.items() if key == f"{t}/{m}/{e}"} == set(chosen["key"])

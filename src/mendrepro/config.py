@@ -243,25 +243,10 @@ def table5_k_scaling(config: dict) -> KScaling | None:
     return scaling
 
 
-def table5_lr_from(config: dict) -> dict[int, int]:
-    """k -> the k whose grid rate a Table 5 batch borrows (``lr_from``) when the grid lists none of its own."""
-    t = config["tables"].get("table5", {})
-    return {b["k"]: b["lr_from"] for b in t.get("batches", []) if "lr_from" in b}
-
-
 def train_lr_key(config: dict, task: str, model: str, editor: str, mapping: str = "train_lr") -> str | None:
-    """The ``train_lr`` (or ``train_c_edit``) key whose value ``editor`` trains with: its own, else (a Table 5
-    editor of a batch with ``lr_from``) that of the same editor at the ``lr_from`` k; None when neither is listed."""
-    grid = config.get(mapping, {})
-    own = f"{task}/{model}/{editor}"
-    if own in grid:
-        return own
-    m = BATCHED.fullmatch(editor)
-    if m and int(m["k"]) in table5_lr_from(config):
-        borrowed = f"{task}/{model}/{m['base']}-k{table5_lr_from(config)[int(m['k'])]}"
-        if borrowed in grid:
-            return borrowed
-    return None
+    """The ``train_lr`` (or ``train_c_edit``) key of ``editor``, None when the grid lists none for it."""
+    key = f"{task}/{model}/{editor}"
+    return key if key in config.get(mapping, {}) else None
 
 
 def editor_entry(config: dict, name: str) -> dict:
@@ -342,7 +327,6 @@ def resolve_experiment(config: dict, task: str, model: str, editor: str = "", se
     exp["train"]["seed"] = int(seed)
     if editor:
         # The editor's learning rate as the grid chose it (`snakemake lr_grid`; config train_lr), if listed.
-        # A Table 5 batch with lr_from and no grid entry of its own borrows that k's rate (table5_lr_from).
         key = train_lr_key(config, task, model, editor)
         if key is not None:
             exp["train"]["lr"] = float(config["train_lr"][key])
