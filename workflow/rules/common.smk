@@ -247,14 +247,45 @@ def all_targets():
 LR_GRID = config.get("lr_grid", {})
 
 
+def lr_grid_editors():
+    """(task, model, editor) of the editors the grid runs: `lr_grid.editors` where a study names some (each must be
+    a learned editor some table trains), else every learned editor of every table."""
+    learned = learned_runs()
+    if "editors" not in LR_GRID:
+        return learned
+    named = [tuple(key.split("/")) for key in LR_GRID["editors"]]
+    unknown = sorted("/".join(run) for run in named if run not in learned)
+    if unknown:
+        raise ValueError(f"lr_grid.editors: {unknown} name no learned editor of the configured tables")
+    return named
+
+
 def lr_grid_runs():
-    """Every grid cell's training summary: learned editors of every table x the grid's rates x its edit weights
-    (first seed); each cell is its own job, so an interrupted grid resumes."""
+    """Every grid cell's training summary: the grid's editors x its rates x its edit weights (first seed); each
+    cell is its own job, so an interrupted grid resumes."""
     return [
         f"{run_dir(SEEDS[0], *run)}/lr_grid/lr{lr:g}_c{c:g}.json"
-        for run in learned_runs()
+        for run in lr_grid_editors()
         for lr in LR_GRID.get("lrs", [])
         for c in LR_GRID.get("c_edits", [0.1])
+    ]
+
+
+# Studies (`studies` in an overlay): one table's columns for a few experiments, rendered on their own.
+STUDIES = config.get("studies", {})
+
+
+def study_metrics(name):
+    """The metrics files of one study: its experiments x its table's editors x the seeds."""
+    study = STUDIES[name]
+    t = config["tables"][study["table"]]
+    for e in study["experiments"]:
+        experiment(e["task"], e["model"])
+    return [
+        metrics_path(e["task"], e["model"], ed, 1, seed)
+        for seed in SEEDS
+        for e in study["experiments"]
+        for ed in t["editors"]
     ]
 
 

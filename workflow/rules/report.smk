@@ -44,6 +44,31 @@ for _table in TABLES:
             "{params.extra} > {log} 2>&1"
 
 
+for _name, _study in STUDIES.items():
+
+    rule:
+        name:
+            f"{_name}_study"
+        input:
+            study_metrics(_name),
+        output:
+            md=f"{FIG}/{_name}.md",
+            tex=f"{FIG}/{_name}.tex",
+            csv=f"{FIG}/{_name}.csv",
+        log:
+            f"{RES}/logs/{_name}.log",
+        conda:
+            "../../envs/report.yaml"
+        params:
+            report_cmd=REPORT_CMD,
+            stem=out_stem,
+            profile=PROFILE,
+            table=_study["table"],
+        shell:
+            "{params.report_cmd} {params.table} --metrics {input} --out {params.stem} --profile {params.profile} "
+            "> {log} 2>&1"
+
+
 if memory_train_metrics():
 
     rule figure3_memory:
