@@ -145,5 +145,7 @@ def test_a_study_renders_one_tables_columns_from_their_runs_only(tmp_path):
     cfg = yaml.safe_load((ROOT / "tests/fixtures/micro.yaml").read_text())
     assert counts["depth_study"] == 1
     assert counts["evaluate"] == len(cfg["tables"]["table4"]["editors"])
-    assert "figures/micro/depth.md" in out
-    assert "fever" not in out.split("rule depth_study")[1].split("rule ")[0]
+    assert "figures/micro/depth.md" in out and "figures/micro/depth_claims.md" in out
+    block = out.split("rule depth_study")[1]
+    inputs = next(line for line in block.splitlines() if line.strip().startswith("input:"))
+    assert "results/micro/seed0/zsre/bart/mend/eval_k1/metrics.json" in inputs and "fever" not in inputs

@@ -289,6 +289,19 @@ def study_metrics(name):
     ]
 
 
+def study_train_metrics(name):
+    """The training summaries of the study's learned editors (its claims flag any that hit the step cap)."""
+    study = STUDIES[name]
+    editors = config["tables"][study["table"]]["editors"]
+    return [
+        f"{run_dir(seed, e['task'], e['model'], ed)}/train.json"
+        for seed in SEEDS
+        for e in study["experiments"]
+        for ed in editors
+        if is_learned(ed)
+    ]
+
+
 def lr_grid_experiment_json(wildcards):
     exp = experiment(wildcards.task, wildcards.model, wildcards.editor, wildcards.seed)
     # The cell's rate and edit weight (its training loss and its checkpoint selection use that c_edit), and the

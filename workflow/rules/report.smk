@@ -50,11 +50,15 @@ for _name, _study in STUDIES.items():
         name:
             f"{_name}_study"
         input:
-            study_metrics(_name),
+            metrics=study_metrics(_name),
+            edits=[Path(p).with_name("edits.jsonl").as_posix() for p in study_metrics(_name)],
+            train=study_train_metrics(_name),
         output:
             md=f"{FIG}/{_name}.md",
             tex=f"{FIG}/{_name}.tex",
             csv=f"{FIG}/{_name}.csv",
+            claims_md=f"{FIG}/{_name}_claims.md",
+            claims_csv=f"{FIG}/{_name}_claims.csv",
         log:
             f"{RES}/logs/{_name}.log",
         conda:
@@ -64,9 +68,13 @@ for _name, _study in STUDIES.items():
             stem=out_stem,
             profile=PROFILE,
             table=_study["table"],
+            tables=json.dumps(config["tables"], sort_keys=True),
         shell:
-            "{params.report_cmd} {params.table} --metrics {input} --out {params.stem} --profile {params.profile} "
-            "> {log} 2>&1"
+            # The claims on the study's runs alone: the parts it has inputs for get verdicts, the rest inconclusive.
+            "({params.report_cmd} {params.table} --metrics {input.metrics} --out {params.stem} "
+            "--profile {params.profile} && {params.report_cmd} claims --metrics {input.metrics} "
+            "--train {input.train} --tables {params.tables:q} --out {params.stem}_claims "
+            "--profile {params.profile}) > {log} 2>&1"
 
 
 if memory_train_metrics():
