@@ -155,7 +155,8 @@ rehearse: $(REHEARSAL_MIRROR)/staged.json
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/snakemake --cores 1 --configfile config/rehearsal.yaml $(SNAKEMAKE_ARGS)
 	$(BIN)/python -m mendrepro.rehearsal.estimate --results results/rehearsal --out figures/rehearsal/estimate
 
-# On a GPU machine: the memory probe at the paper's GPU sizes and the tiny DAG on the GPU, into one JSON file
+# On a GPU machine: the memory probe at the paper's GPU sizes, FT and FT+KL evaluation edits per second one at a
+# time and side by side (benchmarks/ft_batch.py --device cuda), and the tiny DAG on the GPU, into one JSON file
 # (benchmarks/results/gpu-check-<host>.json). Its own venv with PyPI's CUDA torch, so a CPU venv is left alone.
 GPU_VENV ?= build/venv-gpu
 GPU_CHECK_ARGS ?=
