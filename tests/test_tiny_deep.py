@@ -20,15 +20,28 @@ from mendrepro.report import lr_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAY = "tiny-deep.yaml"
-STUDY_KEYS = ["zsre/bart/enn", "zsre/bart/ke", "zsre/bart/mend"]
+ABLATIONS = ["no_sharing", "no_norm", "no_id_init", "only_u", "only_delta", "only_smaller"]
+STUDY_KEYS = (
+    ["zsre/bart/enn", "zsre/bart/ke", "zsre/bart/mend"]
+    + [f"zsre/bart/mend-{a}" for a in ABLATIONS]
+    + ["wikitext/gpt2/enn", "wikitext/gpt2/ke", "wikitext/gpt2/mend"]
+)
+STUDIES = {
+    "depth_table4": {
+        "table": "table4",
+        "experiments": [{"task": "zsre", "model": "bart"}, {"task": "wikitext", "model": "gpt2"}],
+    },
+    "depth_table6": {"table": "table6", "experiments": [{"task": "zsre", "model": "bart"}]},
+}
 
 
 def test_the_overlay_sets_only_the_profile_paths_depth_and_scope():
     overlay = load_config_file(OVERLAY)
     assert set(overlay) <= {"profile", "data", "models", "lr_grid", "studies", "train_lr", "train_c_edit"}
-    assert set(overlay["models"]) == {"bart"} and set(overlay["models"]["bart"]) == {"n_layers", "edit_params"}
+    assert set(overlay["models"]) == {"bart", "gpt2"}
+    assert all(set(spec) == {"n_layers", "edit_params"} for spec in overlay["models"].values())
     assert overlay["lr_grid"] == {"editors": STUDY_KEYS}
-    assert overlay["studies"] == {"bart_depth": {"table": "table4", "experiments": [{"task": "zsre", "model": "bart"}]}}
+    assert overlay["studies"] == STUDIES
     # Only the study's editors have choices of their own; every other editor keeps the tiny profile's.
     for mapping in ("train_lr", "train_c_edit"):
         assert set(overlay.get(mapping, {})) <= set(STUDY_KEYS)
@@ -39,11 +52,12 @@ def test_everything_but_the_depth_is_the_tiny_profile():
     assert deep["profile"] == "tiny-deep"
     assert deep["data"] == {k: v.replace("results/tiny/", "results/tiny-deep/") for k, v in tiny["data"].items()}
     depth = {"n_layers", "edit_params"}
-    assert {k: v for k, v in deep["models"]["bart"].items() if k not in depth} == {
-        k: v for k, v in tiny["models"]["bart"].items() if k not in depth
-    }
-    assert {m: s for m, s in deep["models"].items() if m != "bart"} == {
-        m: s for m, s in tiny["models"].items() if m != "bart"
+    for name in ("bart", "gpt2"):
+        assert {k: v for k, v in deep["models"][name].items() if k not in depth} == {
+            k: v for k, v in tiny["models"][name].items() if k not in depth
+        }
+    assert {m: s for m, s in deep["models"].items() if m not in ("bart", "gpt2")} == {
+        m: s for m, s in tiny["models"].items() if m not in ("bart", "gpt2")
     }
     assert deep["lr_grid"].pop("editors") == STUDY_KEYS
     assert deep["lr_grid"] == tiny["lr_grid"]
@@ -55,25 +69,31 @@ def test_everything_but_the_depth_is_the_tiny_profile():
         }
 
 
-def _edited_blocks(cfg: dict, tok) -> dict[str, set[int]]:
-    """Which encoder and decoder blocks of the config's BART its edit_params select, on the model it builds."""
-    spec = cfg["models"]["bart"]
+def _edited_blocks(cfg: dict, name: str, tok) -> dict[str, set[int]]:
+    """Which blocks of each stack of the config's model ``name`` its edit_params select, on the model it builds."""
+    spec = cfg["models"][name]
     sizes = {k: spec[k] for k in ("d_model", "n_layers", "n_heads", "d_ffn", "max_len")}
-    model = build_model(ModelSpec(name="bart", arch="bart", edit_params=tuple(spec["edit_params"]), **sizes), tok, 0)
-    blocks: dict[str, set[int]] = {"encoder": set(), "decoder": set()}
-    for name in edited_parameter_names(model, tuple(spec["edit_params"])):
-        stack, index = re.search(r"(encoder|decoder)\.layers\.(\d+)\.", name).groups()
-        blocks[stack].add(int(index))
+    model = build_model(
+        ModelSpec(name=name, arch=spec["arch"], edit_params=tuple(spec["edit_params"]), **sizes), tok, 0
+    )
+    blocks: dict[str, set[int]] = {}
+    for param in edited_parameter_names(model, tuple(spec["edit_params"])):
+        stack, index = re.search(r"(encoder|decoder|h)\.(?:layers\.)?(\d+)\.", param).groups()
+        blocks.setdefault(stack, set()).add(int(index))
     return blocks
 
 
-def test_the_deep_bart_edits_its_last_two_blocks_as_bart_base_does(tok):
-    """BART-base has 6 blocks per stack and the release edits the MLPs of the last 2; the tiny BART has 2 and edits
-    both; the deep one has 4 and edits blocks 2 and 3."""
-    assert _edited_blocks(load_config_file("tiny.yaml"), tok) == {"encoder": {0, 1}, "decoder": {0, 1}}
-    deep = tiny_with(OVERLAY)
+def test_the_deep_models_edit_the_real_models_blocks(tok):
+    """BART-base has 6 blocks per stack and the release edits the MLPs of the last 2: the tiny BART has 2 and edits
+    both, the deep one 4 and edits blocks 2 and 3. distilGPT-2 has 6 blocks and the release edits the last 3: the
+    tiny GPT-2 has 4 and edits 3 of them, the deep one 6 and edits blocks 3, 4 and 5, as distilGPT-2."""
+    tiny, deep = load_config_file("tiny.yaml"), tiny_with(OVERLAY)
+    assert _edited_blocks(tiny, "bart", tok) == {"encoder": {0, 1}, "decoder": {0, 1}}
+    assert _edited_blocks(deep, "bart", tok) == {"encoder": {2, 3}, "decoder": {2, 3}}
     assert deep["models"]["bart"]["n_layers"] == 4
-    assert _edited_blocks(deep, tok) == {"encoder": {2, 3}, "decoder": {2, 3}}
+    assert _edited_blocks(tiny, "gpt2", tok) == {"h": {1, 2, 3}}
+    assert _edited_blocks(deep, "gpt2", tok) == {"h": {3, 4, 5}}
+    assert deep["models"]["gpt2"]["n_layers"] == 6
 
 
 def test_the_merged_config_passes_the_workflow_checks():
@@ -89,7 +109,7 @@ def test_the_study_choices_are_its_own_grids_by_the_rule():
         assert "train_lr" not in overlay and "train_c_edit" not in overlay
         pytest.skip("the study's grid has not been committed")
     grid, legacy = lr_grid.read_grid(grid_csv)
-    assert not legacy and sorted(set(grid["key"])) == STUDY_KEYS
+    assert not legacy and sorted(set(grid["key"])) == sorted(STUDY_KEYS)
     chosen = grid[grid["chosen"]]
     assert {k: float(v) for k, v in overlay["train_lr"].items()} == pytest.approx(
         dict(zip(chosen["key"], chosen["lr"], strict=True))
