@@ -250,14 +250,13 @@ LR_GRID = config.get("lr_grid", {})
 def lr_grid_editors():
     """(task, model, editor) of the editors the grid runs: `lr_grid.editors` where a study names some (each must be
     a learned editor some table trains), else every learned editor of every table."""
-    learned = learned_runs()
     if "editors" not in LR_GRID:
-        return learned
-    named = [tuple(key.split("/")) for key in LR_GRID["editors"]]
-    unknown = sorted("/".join(run) for run in named if run not in learned)
+        return learned_runs()
+    learned = {"%s/%s/%s" % run: run for run in learned_runs()}
+    unknown = sorted(key for key in LR_GRID["editors"] if key not in learned)
     if unknown:
         raise ValueError(f"lr_grid.editors: {unknown} name no learned editor of the configured tables")
-    return named
+    return [learned[key] for key in LR_GRID["editors"]]
 
 
 def lr_grid_runs():
