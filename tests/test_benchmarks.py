@@ -47,7 +47,11 @@ def test_smoke_mode_reports_every_measurement(tmp_path):
                 assert _positive(e["latency_s"]["median"]) and _positive(e["latency_ratio"])
                 assert (e["latency_ratio_scored"] is not None) == (r["family"] == "lm")
                 if memory:
-                    assert _positive(e["memory_mb"]["median"]) and _positive(e["memory_ratio"])
+                    # A micro edit's peak-RSS delta can be 0 when it fits in pages the process already holds (seen
+                    # once, in a fresh-clone make test); never negative, and some editor of each size allocates.
+                    assert e["memory_mb"]["median"] >= 0 and e["memory_ratio"] >= 0
+        if memory:
+            assert any(_positive(e["memory_mb"]["median"]) for per_k in r["edit"].values() for e in per_k.values())
         assert set(r["train"]) == set(bench.TRAINED)
         for t in r["train"].values():
             assert _positive(t["steps_per_s"]) and _positive(t["step_s"]["median"])
