@@ -1,7 +1,8 @@
-"""config/tiny-deep.yaml (the BART depth study) changes the tiny profile only in its name, its paths, BART's depth
-and edited blocks, and its grid's and study's scope; its learned editors train at the choices its own grid made by
-the tiny profile's rule. The workflow plumbing it uses (`lr_grid.editors`, `studies`) is planned on the micro
-config."""
+"""The depth overlays change the tiny profile only in their name, their paths, one model's depth and edited blocks,
+and their grid's and studies' scope; their learned editors train at the choices their own grid made by the tiny
+profile's rule. config/tiny-shallow.yaml keeps the BART the tiny profile had before it took BART-base's edited share
+(2+2 blocks, both edited); config/tiny-deep.yaml gives GPT-2 distilGPT-2's (6 blocks, the last 3 edited). The
+workflow plumbing they use (`lr_grid.editors`, `studies`) is planned on the micro config."""
 
 from __future__ import annotations
 
@@ -19,53 +20,67 @@ from mendrepro.models import build_model, edited_parameter_names
 from mendrepro.report import lr_grid
 
 ROOT = Path(__file__).resolve().parents[1]
-OVERLAY = "tiny-deep.yaml"
 ABLATIONS = ["no_sharing", "no_norm", "no_id_init", "only_u", "only_delta", "only_smaller"]
-STUDY_KEYS = (
+ZSRE_BART = sorted(
     ["zsre/bart/enn", "zsre/bart/ke", "zsre/bart/mend"]
     + [f"zsre/bart/mend-{a}" for a in ABLATIONS]
-    + ["wikitext/gpt2/enn", "wikitext/gpt2/ke", "wikitext/gpt2/mend"]
+    + [f"zsre/bart/{e}-k{k}" for e in ("enn", "mend") for k in (5, 13, 21, 25, 75, 125)]
 )
-STUDIES = {
-    "depth_table4": {
-        "table": "table4",
-        "experiments": [{"task": "zsre", "model": "bart"}, {"task": "wikitext", "model": "gpt2"}],
-    },
-    "depth_table6": {"table": "table6", "experiments": [{"task": "zsre", "model": "bart"}]},
+# overlay: (model it changes, its edited blocks per stack there, the grid's editors, its studies)
+OVERLAYS = {
+    "tiny-shallow": (
+        "bart",
+        {"encoder": {0, 1}, "decoder": {0, 1}},
+        ZSRE_BART,
+        {
+            "shallow_table4": {"table": "table4", "experiments": [{"task": "zsre", "model": "bart"}]},
+            "shallow_table6": {"table": "table6", "experiments": [{"task": "zsre", "model": "bart"}]},
+        },
+    ),
+    "tiny-deep": (
+        "gpt2",
+        {"h": {3, 4, 5}},
+        ["wikitext/gpt2/enn", "wikitext/gpt2/ke", "wikitext/gpt2/mend"],
+        {"depth_table4": {"table": "table4", "experiments": [{"task": "wikitext", "model": "gpt2"}]}},
+    ),
 }
+BOTH = pytest.mark.parametrize("name", sorted(OVERLAYS))
 
 
-def test_the_overlay_sets_only_the_profile_paths_depth_and_scope():
-    overlay = load_config_file(OVERLAY)
+@BOTH
+def test_the_overlay_sets_only_the_profile_paths_depth_and_scope(name):
+    model, _, keys, studies = OVERLAYS[name]
+    overlay = load_config_file(f"{name}.yaml")
     assert set(overlay) <= {"profile", "data", "models", "lr_grid", "studies", "train_lr", "train_c_edit"}
-    assert set(overlay["models"]) == {"bart", "gpt2"}
-    assert all(set(spec) == {"n_layers", "edit_params"} for spec in overlay["models"].values())
-    assert overlay["lr_grid"] == {"editors": STUDY_KEYS}
-    assert overlay["studies"] == STUDIES
+    assert set(overlay["models"]) == {model}
+    assert set(overlay["models"][model]) == {"n_layers", "edit_params"}
+    assert sorted(overlay["lr_grid"]["editors"]) == sorted(keys) and set(overlay["lr_grid"]) == {"editors"}
+    assert overlay["studies"] == studies
     # Only the study's editors have choices of their own; every other editor keeps the tiny profile's.
     for mapping in ("train_lr", "train_c_edit"):
-        assert set(overlay.get(mapping, {})) <= set(STUDY_KEYS)
+        assert set(overlay.get(mapping, {})) <= set(keys)
 
 
-def test_everything_but_the_depth_is_the_tiny_profile():
-    tiny, deep = load_config_file("tiny.yaml"), tiny_with(OVERLAY)
-    assert deep["profile"] == "tiny-deep"
-    assert deep["data"] == {k: v.replace("results/tiny/", "results/tiny-deep/") for k, v in tiny["data"].items()}
+@BOTH
+def test_everything_but_the_depth_is_the_tiny_profile(name):
+    model, _, keys, _ = OVERLAYS[name]
+    tiny, other = load_config_file("tiny.yaml"), tiny_with(f"{name}.yaml")
+    assert other["profile"] == name
+    assert other["data"] == {k: v.replace("results/tiny/", f"results/{name}/") for k, v in tiny["data"].items()}
     depth = {"n_layers", "edit_params"}
-    for name in ("bart", "gpt2"):
-        assert {k: v for k, v in deep["models"][name].items() if k not in depth} == {
-            k: v for k, v in tiny["models"][name].items() if k not in depth
-        }
-    assert {m: s for m, s in deep["models"].items() if m not in ("bart", "gpt2")} == {
-        m: s for m, s in tiny["models"].items() if m not in ("bart", "gpt2")
+    assert {k: v for k, v in other["models"][model].items() if k not in depth} == {
+        k: v for k, v in tiny["models"][model].items() if k not in depth
     }
-    assert deep["lr_grid"].pop("editors") == STUDY_KEYS
-    assert deep["lr_grid"] == tiny["lr_grid"]
+    assert {m: s for m, s in other["models"].items() if m != model} == {
+        m: s for m, s in tiny["models"].items() if m != model
+    }
+    assert sorted(other["lr_grid"].pop("editors")) == sorted(keys)
+    assert other["lr_grid"] == tiny["lr_grid"]
     rest = ("profile", "data", "models", "lr_grid", "studies", "train_lr", "train_c_edit")
-    assert {k: v for k, v in deep.items() if k not in rest} == {k: v for k, v in tiny.items() if k not in rest}
+    assert {k: v for k, v in other.items() if k not in rest} == {k: v for k, v in tiny.items() if k not in rest}
     for mapping in ("train_lr", "train_c_edit"):
-        assert {k: v for k, v in deep[mapping].items() if k not in STUDY_KEYS} == {
-            k: v for k, v in tiny[mapping].items() if k not in STUDY_KEYS
+        assert {k: v for k, v in other[mapping].items() if k not in keys} == {
+            k: v for k, v in tiny[mapping].items() if k not in keys
         }
 
 
@@ -83,33 +98,37 @@ def _edited_blocks(cfg: dict, name: str, tok) -> dict[str, set[int]]:
     return blocks
 
 
-def test_the_deep_models_edit_the_real_models_blocks(tok):
-    """BART-base has 6 blocks per stack and the release edits the MLPs of the last 2: the tiny BART has 2 and edits
-    both, the deep one 4 and edits blocks 2 and 3. distilGPT-2 has 6 blocks and the release edits the last 3: the
-    tiny GPT-2 has 4 and edits 3 of them, the deep one 6 and edits blocks 3, 4 and 5, as distilGPT-2."""
-    tiny, deep = load_config_file("tiny.yaml"), tiny_with(OVERLAY)
-    assert _edited_blocks(tiny, "bart", tok) == {"encoder": {0, 1}, "decoder": {0, 1}}
-    assert _edited_blocks(deep, "bart", tok) == {"encoder": {2, 3}, "decoder": {2, 3}}
-    assert deep["models"]["bart"]["n_layers"] == 4
+def test_the_tiny_models_edit_the_real_models_share_of_blocks(tok):
+    """BART-base has 6 blocks per stack and the release edits the MLPs of the last 2: the tiny BART has 4 and edits
+    blocks 2 and 3, half of its blocks (2 of 2 would edit the whole model). distilGPT-2 has 6 blocks
+    and the release edits the last 3: the tiny GPT-2 has 4 and edits 3 of them."""
+    tiny = load_config_file("tiny.yaml")
+    assert tiny["models"]["bart"]["n_layers"] == 4
+    assert _edited_blocks(tiny, "bart", tok) == {"encoder": {2, 3}, "decoder": {2, 3}}
     assert _edited_blocks(tiny, "gpt2", tok) == {"h": {1, 2, 3}}
-    assert _edited_blocks(deep, "gpt2", tok) == {"h": {3, 4, 5}}
-    assert deep["models"]["gpt2"]["n_layers"] == 6
 
 
-def test_the_merged_config_passes_the_workflow_checks():
-    check_config(tiny_with(OVERLAY), load_schema(ROOT / "config" / "schema.yaml"))
+@BOTH
+def test_the_overlays_models_edit_their_blocks(name, tok):
+    model, blocks, _, _ = OVERLAYS[name]
+    cfg = tiny_with(f"{name}.yaml")
+    assert _edited_blocks(cfg, model, tok) == blocks
+    assert cfg["models"][model]["n_layers"] == max(max(b) for b in blocks.values()) + 1
 
 
-def test_the_study_choices_are_its_own_grids_by_the_rule():
-    """Once its grid has run (config/lr_grid/tiny-deep.csv), the overlay's train_lr and train_c_edit are that grid's
-    choices, which the tiny profile's rule re-applied at its tolerance picks again."""
-    grid_csv = ROOT / "config/lr_grid/tiny-deep.csv"
-    overlay = load_config_file(OVERLAY)
-    if not grid_csv.exists():
-        assert "train_lr" not in overlay and "train_c_edit" not in overlay
-        pytest.skip("the study's grid has not been committed")
-    grid, legacy = lr_grid.read_grid(grid_csv)
-    assert not legacy and sorted(set(grid["key"])) == sorted(STUDY_KEYS)
+@BOTH
+def test_the_merged_config_passes_the_workflow_checks(name):
+    check_config(tiny_with(f"{name}.yaml"), load_schema(ROOT / "config" / "schema.yaml"))
+
+
+@BOTH
+def test_the_study_choices_are_its_own_grids_by_the_rule(name):
+    """The overlay's train_lr and train_c_edit are its committed grid's choices (config/lr_grid/<name>.csv), which
+    the tiny profile's rule re-applied at its tolerance picks again."""
+    _, _, keys, _ = OVERLAYS[name]
+    overlay = load_config_file(f"{name}.yaml")
+    grid, legacy = lr_grid.read_grid(ROOT / f"config/lr_grid/{name}.csv")
+    assert not legacy and sorted(set(grid["key"])) == sorted(keys)
     chosen = grid[grid["chosen"]]
     assert {k: float(v) for k, v in overlay["train_lr"].items()} == pytest.approx(
         dict(zip(chosen["key"], chosen["lr"], strict=True))
@@ -117,7 +136,7 @@ def test_the_study_choices_are_its_own_grids_by_the_rule():
     assert {k: float(v) for k, v in overlay["train_c_edit"].items()} == pytest.approx(
         dict(zip(chosen["key"], chosen["c_edit"], strict=True))
     )
-    cfg = tiny_with(OVERLAY)
+    cfg = tiny_with(f"{name}.yaml")
     again = lr_grid.select(
         grid.drop(columns=["chosen", "dd_allowed"]), lr_grid.Tolerance(**cfg["lr_grid"]["tolerance"])
     )
