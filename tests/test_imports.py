@@ -73,3 +73,21 @@ def test_config_and_report_modules_import_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_pipeline_command_line_skips_the_report_modules():
+    # As the workflow's shell commands: the global --threads option comes before the subcommand.
+    code = "\n".join(
+        [
+            "import sys",
+            "from mendrepro import cli",
+            "sys.argv = ['mendrepro', '--threads', '1', 'evaluate', '--help']",
+            "try:",
+            "    cli.main()",
+            "except SystemExit:",
+            "    pass",
+            "print('LOADED', sorted(m for m in ('pandas', 'mendrepro.report.cli') if m in sys.modules))",
+        ]
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "LOADED []"

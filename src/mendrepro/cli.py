@@ -31,7 +31,6 @@ from mendrepro.models import freeze, load_model, save_model
 from mendrepro.pretrain import pretrain
 from mendrepro.pretrained import fetch_source
 from mendrepro.report import TABLE_COMMANDS
-from mendrepro.report import cli as report_cli
 from mendrepro.resume import Checkpointing, discard, fingerprint
 from mendrepro.sampling import self_sample
 from mendrepro.splits import dev_split, validation_batches
@@ -227,6 +226,8 @@ EXTERNAL = {"memory-probe": "peak memory of one editor training step at the pape
 
 def _report_help() -> dict[str, str]:
     """Each report command's one-line help, read from the report parser (the one place it is written)."""
+    from mendrepro.report import cli as report_cli
+
     parser = report_cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return {a.dest: a.help for a in sub._choices_actions}
@@ -340,18 +341,34 @@ def build_parser(with_external: bool = True) -> argparse.ArgumentParser:
     return p
 
 
+OWN_COMMANDS = frozenset({"world", "pretrain", "self-sample", "fetch-model", "train", "evaluate", "edit"})
+
+
+def _command(argv: list[str]) -> str | None:
+    """The subcommand of ``argv``: its first word that is neither an option nor ``--threads``' value."""
+    words = iter(argv)
+    for word in words:
+        if word == "--threads":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TABLE_COMMANDS:
+        from mendrepro.report import cli as report_cli
+
         return report_cli.main(argv)
     if argv and argv[0] in EXTERNAL:
         from mendrepro.probe import main as probe_main
 
         _setup(None)
         return probe_main(argv[1:])
-    # The pipeline's own commands skip importing the report modules (only --help and errors list them).
-    own = {"world", "pretrain", "self-sample", "fetch-model", "train", "evaluate", "edit"}
-    p = build_parser(with_external=not (argv and argv[0] in own))
+    # The pipeline's own commands skip importing the report modules (only --help and errors list them): about
+    # 0.2 s of pandas per job, and the workflow runs over a hundred.
+    p = build_parser(with_external=_command(argv) not in OWN_COMMANDS)
     args = p.parse_args(argv)
     if args.command == "edit":
         # A person's command: a bad run directory, device or request is one line and exit status 2 (as a usage

@@ -19,6 +19,7 @@ rule evaluate:
     conda:
         "../../envs/mendrepro.yaml"
     threads: 1
+    priority: 1  # after pre-training and training (see train_editor), before the tables
     resources:
         gpu=rule_resource("evaluate", "gpu"),
         mem_mb=rule_resource("evaluate", "mem_mb"),

@@ -18,6 +18,8 @@ rule pretrain:
     conda:
         "../../envs/mendrepro.yaml"
     threads: 1
+    # Pre-training gates every job of its model: run it first (see train_editor's priority).
+    priority: 3
     resources:
         mem_mb=4000,
     params:
@@ -52,6 +54,7 @@ if "self_sample_train" not in DOWNLOADS:
         conda:
             "../../envs/mendrepro.yaml"
         threads: 1
+        priority: 3  # gates the Wikitext editors of its seed
         params:
             launch=LAUNCH,
             exp=sampler_json,
