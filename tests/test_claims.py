@@ -476,11 +476,11 @@ def _full_inputs(root: Path) -> tuple[list[Path], list[Path], list[Path]]:
         for ed in TABLES_FULL["table6"]["editors"][:-1]:
             run(e["task"], e["model"], ed, 0.1 if ed in ("mend-no_norm", "mend-no_id_init") else 0.9)
     train = []
-    for editor, cap in (("mend", True), ("enn", False)):
+    for editor, cap, within in (("mend", True, True), ("enn", False, False)):
         path = root / "train" / editor / "train.json"
         path.parent.mkdir(parents=True)
         summary = {"task": "zsre", "model": "bart", "editor": editor, "seed": 0, "steps": 10, "best_step": 10}
-        path.write_text(json.dumps({**summary, "hit_step_cap": cap}))
+        path.write_text(json.dumps({**summary, "hit_step_cap": cap, "kept_within_budget": within}))
         train.append(path)
     probes = []
     for size, scale in (("bert-base", 1.0), ("bart-base", 2.0)):
@@ -514,6 +514,8 @@ def test_cli_writes_md_and_csv_for_a_full_config(tmp_path, capsys):
         assert by.loc[claim, "verdict"] == claims.REPRODUCED, (claim, by.loc[claim].to_dict())
     assert "step cap hit: mend (zsre/bart, seed 0)" in by.loc["T4.2", "notes"]
     assert "step cap hit: enn" not in by.loc["T4.4", "notes"]
+    assert "kept outside the budget: enn (zsre/bart, seed 0)" in by.loc["T4.4", "notes"]
+    assert "kept outside the budget: mend" not in by.loc["T4.2", "notes"]
     assert "step cap hit" not in by.loc["T3.1", "notes"]  # Table 3's models: no capped summary
     assert by.loc["F3.1", "ci_low"] == "" and float(by.loc["F3.1", "estimate"]) == 280.0
     md = out.with_suffix(".md").read_text(encoding="utf-8")
@@ -576,6 +578,21 @@ def test_train_summary_step_cap(tmp_path):
     assert not claims.read_train_summary(path).hit_step_cap
     path.write_text(json.dumps({**base, "hit_step_cap": "yes"}))
     with pytest.raises(tables.MetricsError, match="hit_step_cap"):
+        claims.read_train_summary(path)
+
+
+@pytest.mark.parametrize("within, outside", [(True, False), (False, True), (None, False)])
+def test_train_summary_kept_outside_budget(tmp_path, within, outside):
+    path = tmp_path / "train.json"
+    base = {"task": "zsre", "model": "bart", "editor": "mend", "steps": 500, "hit_step_cap": False}
+    path.write_text(json.dumps({**base, "kept_within_budget": within}))
+    assert claims.read_train_summary(path).kept_outside_budget is outside
+
+
+def test_train_summary_kept_within_budget_must_be_a_bool(tmp_path):
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps({"task": "zsre", "model": "bart", "editor": "mend", "kept_within_budget": "no"}))
+    with pytest.raises(tables.MetricsError, match="kept_within_budget"):
         claims.read_train_summary(path)
 
 

@@ -96,6 +96,10 @@ class TrainConfig:
     seed: int = 0
     # "independent": every step draws its edits afresh; "epoch": the release's order, a permutation per epoch.
     sampling: str = "independent"
+    # The validation drawdown a kept checkpoint may cost ({"accuracy": absolute, "perplexity": fraction of the
+    # original model's}): the checkpoint kept is the lowest-validation-loss one among those within it, or, when
+    # none is, the lowest-loss one overall. None: the lowest-loss one (as released). Early stopping reads the loss.
+    checkpoint_budget: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -119,25 +119,53 @@ def summarise_validation(parts: list[dict[str, float]], cfg: TrainConfig) -> dic
     return out
 
 
+def within_budget(val: dict[str, float], budget: dict | None) -> bool:
+    """Whether a validation's drawdown against the original model is within ``budget`` (TrainConfig's
+    ``checkpoint_budget``: accuracy absolute, perplexity a fraction of the original model's perplexity)."""
+    if budget is None:
+        return False
+    if "ppl_original" in val:
+        return val["dd"] <= budget["perplexity"] * val["ppl_original"]
+    return val["dd"] <= budget["accuracy"]
+
+
+_STATE_KEYS = ("step", "best", "best_step", "kept", "kept_step", "kept_within", "skipped", "seconds")
+
+
 class LoopState:
     """What the loop itself carries from step to step, beyond what Accelerate saves (editor, optimiser, global
-    RNGs): registered with the accelerator so that its checkpoints hold it too."""
+    RNGs): registered with the accelerator so that its checkpoints hold it too. ``best`` is the lowest validation
+    loss (early stopping's reference), ``kept`` the loss of the checkpoint kept (the same without a budget)."""
 
     def __init__(self, rng: random.Random, sample):
         self.rng, self.sample = rng, sample
         self.step, self.best, self.best_step, self.skipped, self.seconds = 0, math.inf, 0, 0, 0.0
+        self.kept, self.kept_step, self.kept_within = math.inf, 0, False
         self.history: list[dict] = []
         self.running = {"edit": 0.0, "loc": 0.0, "es": 0.0}
 
+    def keep(self, val: dict[str, float], step: int, budget: dict | None) -> bool:
+        """Whether the checkpoint of this validation replaces the kept one (then recorded as kept): the lowest
+        validation loss (as released), or with a budget the lowest loss among the checkpoints within it, and the
+        lowest overall while none has been."""
+        within = within_budget(val, budget)
+        if budget is None or within == self.kept_within:
+            better = val["loss"] < self.kept
+        else:  # a first checkpoint within the budget replaces any outside it; none outside replaces one within
+            better = within
+        if better:
+            self.kept, self.kept_step, self.kept_within = val["loss"], step, within
+        return better
+
     def state_dict(self) -> dict:
-        state = {k: getattr(self, k) for k in ("step", "best", "best_step", "skipped", "seconds")}
+        state = {k: getattr(self, k) for k in _STATE_KEYS}
         state.update(rng=self.rng.getstate(), history=self.history, running=self.running)
         if hasattr(self.sample, "state_dict"):  # an epoch sampler's place in its permutation
             state["sampler"] = self.sample.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        for k in ("step", "best", "best_step", "skipped", "seconds", "history", "running"):
+        for k in (*_STATE_KEYS, "history", "running"):
             setattr(self, k, state[k])
         self.rng.setstate(state["rng"])
         if "sampler" in state:
@@ -213,10 +241,11 @@ def train_editor(
             history.append({"step": step, **val, **{f"train_{k}": v for k, v in running.items()}})
             log.info("step %d val %s train(ema) %s", step, val, running)
             bar.set_postfix(val_es=round(val["es"], 3), val_loss=round(val["loss"], 4))
-            if val["loss"] < state.best:
-                state.best, state.best_step = val["loss"], step
+            if state.keep(val, step, cfg.checkpoint_budget):
                 if accelerator.is_main_process:
                     atomic.torch_save(core.state_dict(), best_path)
+            if val["loss"] < state.best:
+                state.best, state.best_step = val["loss"], step
             elif step - state.best_step >= cfg.patience:
                 log.info("early stop at step %d (best %.4f at step %d)", step, state.best, state.best_step)
                 stopped_early = True
@@ -230,8 +259,11 @@ def train_editor(
         log.warning("training hit its step cap (%d steps) before validation loss stopped improving", cfg.steps)
     return {
         "steps": step,
-        "best_step": state.best_step,
-        "best_val_loss": state.best,
+        # The kept checkpoint's step and validation loss (what the grid and the tables read as "best").
+        "best_step": state.kept_step,
+        "best_val_loss": state.kept,
+        "lowest_loss_step": state.best_step,
+        "kept_within_budget": state.kept_within if cfg.checkpoint_budget is not None else None,
         "hit_step_cap": not stopped_early,
         "skipped_updates": state.skipped,
         "seconds": time.time() - t0,

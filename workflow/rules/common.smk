@@ -305,10 +305,13 @@ def lr_grid_experiment_json(wildcards):
     exp = experiment(wildcards.task, wildcards.model, wildcards.editor, wildcards.seed)
     # The cell's rate and edit weight (its training loss and its checkpoint selection use that c_edit), and the
     # grid's budget, or the editor's own when smaller (Table 5's large-k editors).
+    # A cell is scored at its lowest-loss checkpoint (the committed grids were run so); the budget then applies
+    # to the cell's choice.
     exp["train"].update(
         lr=float(wildcards.lr),
         c_edit=float(wildcards.c_edit),
         steps=min(LR_GRID["steps"], exp["train"]["steps"]),
+        checkpoint_budget=None,
     )
     return json.dumps(exp, sort_keys=True)
 

@@ -223,13 +223,16 @@ class TrainSummary:
     editor: str
     seed: int
     hit_step_cap: bool
+    # The kept checkpoint was outside the training's drawdown budget (none of its validations was within it).
+    kept_outside_budget: bool = False
 
 
 def read_train_summary(path: Path) -> TrainSummary:
     """The keys of a training summary (``train.json``) the claims use.
 
     ``hit_step_cap`` is the summary's key; files written before it existed: inferred as ``steps`` ≥ the
-    configured ``train_config.steps`` (False where either is absent).
+    configured ``train_config.steps`` (False where either is absent). ``kept_within_budget`` false (not absent or
+    null: a training without a budget) makes ``kept_outside_budget``.
     """
     record = tables.read_json_object(path, "training summary", "the editor training rule")
     for key in ("task", "model", "editor"):
@@ -243,7 +246,10 @@ def read_train_summary(path: Path) -> TrainSummary:
         cap = tables.is_number(steps) and tables.is_number(cap_steps) and steps >= cap_steps
     elif not isinstance(cap, bool):
         raise tables.MetricsError(f"{path}: key 'hit_step_cap' must be true or false, got {cap!r}")
-    return TrainSummary(record["task"], record["model"], record["editor"], seed, bool(cap))
+    within = record.get("kept_within_budget")
+    if within is not None and not isinstance(within, bool):
+        raise tables.MetricsError(f"{path}: key 'kept_within_budget' must be true, false or null, got {within!r}")
+    return TrainSummary(record["task"], record["model"], record["editor"], seed, bool(cap), within is False)
 
 
 class Runs:
@@ -1090,12 +1096,15 @@ assert tuple(CLAIMS) == CLAIM_IDS
 # ----------------------------------------------------------------------------------------------------------
 # The table
 # ----------------------------------------------------------------------------------------------------------
-def _step_cap_notes(parts: Sequence[Part], summaries: Sequence[TrainSummary]) -> list[str]:
+def _training_notes(parts: Sequence[Part], summaries: Sequence[TrainSummary]) -> list[str]:
+    """What the trainings behind a claim's cells say of themselves: a step cap hit, a kept checkpoint outside the
+    drawdown budget (every validation of that training was outside it)."""
     used = {(t, m, e, s) for p in parts for t, m, e, seeds, *_ in p.cells for s in seeds}
-    return [
-        f"step cap hit: {x.editor} ({x.task}/{x.model}, seed {x.seed})"
-        for x in summaries
-        if x.hit_step_cap and (x.task, x.model, x.editor, x.seed) in used
+    mine = [x for x in summaries if (x.task, x.model, x.editor, x.seed) in used]
+    return [f"step cap hit: {x.editor} ({x.task}/{x.model}, seed {x.seed})" for x in mine if x.hit_step_cap] + [
+        f"kept outside the budget: {x.editor} ({x.task}/{x.model}, seed {x.seed})"
+        for x in mine
+        if x.kept_outside_budget
     ]
 
 
@@ -1127,7 +1136,7 @@ def claim_row(
         notes.append(f"estimate and interval: {worst.label}")
     if worst is not None and not worst.interval:
         notes.append("single measurement or exact check: no interval")
-    notes += _step_cap_notes(parts, summaries)
+    notes += _training_notes(parts, summaries)
     ours = "; ".join(p.describe() for p in parts if math.isfinite(p.estimate) or p.ours != tables.MISSING)
     has_interval = worst is not None and worst.interval
     return {
