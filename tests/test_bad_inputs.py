@@ -63,8 +63,8 @@ VALUE_CASES = [
     (
         "train.stpes",
         5,
-        "train: unknown key 'stpes' (did you mean 'steps'?); keys: steps, lr, accumulate, "
-        "edits_per_step, grad_clip, c_edit, c_loc, n_loc, val_every, n_val, patience, seed, sampling, checkpoint_budget",
+        "train: unknown key 'stpes' (did you mean 'steps'?); keys: steps, lr, accumulate, edits_per_step, "
+        "grad_clip, c_edit, c_loc, n_loc, val_every, n_val, patience, seed, sampling, checkpoint_budget",
     ),  # fmt: skip
     ("eval.k", 0, f"eval.k: 0 {RANGE} 1"),
     (
