@@ -14,12 +14,12 @@ rule train_editor:
         f"{RES}/benchmarks/seed{{seed}}/train/{{task}}/{{model}}/{{editor}}.tsv"
     wildcard_constraints:
         seed=r"\d+",
-    conda:
-        "../../envs/mendrepro.yaml"
-    threads: 1
     # Longest jobs first: trainings (40-130 s on the tiny profile) before evaluations (mostly 7-15 s), so that
     # the run does not end on one training while the other cores idle (about 45 s of the tiny run's 41 min).
     priority: 2
+    conda:
+        "../../envs/mendrepro.yaml"
+    threads: 1
     resources:
         gpu=rule_resource("train", "gpu"),
         mem_mb=rule_resource("train", "mem_mb"),

@@ -16,10 +16,10 @@ rule evaluate:
     wildcard_constraints:
         k=r"\d+",
         seed=r"\d+",
+    priority: 1  # after pre-training and training (see train_editor), before the tables
     conda:
         "../../envs/mendrepro.yaml"
     threads: 1
-    priority: 1  # after pre-training and training (see train_editor), before the tables
     resources:
         gpu=rule_resource("evaluate", "gpu"),
         mem_mb=rule_resource("evaluate", "mem_mb"),

@@ -15,11 +15,11 @@ rule pretrain:
     wildcard_constraints:
         model=one_of(PRETRAINED_MODELS),
         seed=r"\d+",
+    # Pre-training gates every job of its model: run it first (see train_editor's priority).
+    priority: 3
     conda:
         "../../envs/mendrepro.yaml"
     threads: 1
-    # Pre-training gates every job of its model: run it first (see train_editor's priority).
-    priority: 3
     resources:
         mem_mb=4000,
     params:
@@ -51,10 +51,10 @@ if "self_sample_train" not in DOWNLOADS:
             f"{RES}/logs/seed{{seed}}/self_sample.log",
         wildcard_constraints:
             seed=r"\d+",
+        priority: 3  # gates the Wikitext editors of its seed
         conda:
             "../../envs/mendrepro.yaml"
         threads: 1
-        priority: 3  # gates the Wikitext editors of its seed
         params:
             launch=LAUNCH,
             exp=sampler_json,
