@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mendrepro.batches import _ids_many
 from mendrepro.data.fever import FeverRecord, load_fever
 from mendrepro.data.formats import (
     DataFormatError,
@@ -179,6 +180,15 @@ def test_text_convention_and_tokenizer_vocabulary(world, tmp_path):
     train_word_tokenizer(texts, tmp_path / "tok")
     assert (tmp_path / "tok" / "tokenizer.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
+
+
+def test_batched_encoding_gives_each_texts_own_ids(world, tmp_path):
+    """The batch builders encode all texts in one tokenizer call; the ids must be each text's alone."""
+    texts = all_world_texts(world)
+    tok = train_word_tokenizer(texts, tmp_path / "tok")
+    sample = ["", texts[0], "zz-unknown-word ?", texts[-1], ""] + texts[1:200]
+    assert _ids_many(tok, sample) == [tok.encode(t, add_special_tokens=False) for t in sample]
+    assert _ids_many(tok, []) == []
 
 
 def test_load_tokenizer_missing_dir(tmp_path):

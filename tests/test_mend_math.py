@@ -155,6 +155,23 @@ def test_edit_leaves_base_model_untouched(micro, tok):
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
 
+def test_forward_with_edited_weights_equals_the_model_holding_them(micro, tok):
+    """batches.forward swaps edited weights in functionally: the logits must be those of the model with the
+    weights written into it."""
+    spec, model = micro
+    names = edited_parameter_names(model, spec.edit_params)
+    gen = torch.Generator().manual_seed(0)
+    new = {n: p.detach() + 0.1 * torch.randn(p.shape, generator=gen) for n, p in model.named_parameters() if n in names}
+    batch = make_batch(spec, tok, [0, 1])
+    swapped = forward(model, batch, new)
+    written = copy.deepcopy(model)
+    with torch.no_grad():
+        for n, w in new.items():
+            written.get_parameter(n).copy_(w)
+    assert torch.equal(swapped, forward(written, batch))
+    assert not torch.equal(swapped, forward(model, batch))
+
+
 def test_identity_init_network_is_trainable(micro, tok):
     """At U = 0 every pre-activation is 0: the editor must still receive a gradient in every block."""
     spec, model = micro

@@ -19,8 +19,11 @@ IGNORE = -100
 Batch = dict[str, torch.Tensor]
 
 
-def _ids(tok: PreTrainedTokenizerFast, text: str) -> list[int]:
-    return tok(text, add_special_tokens=False)["input_ids"]
+def _ids_many(tok: PreTrainedTokenizerFast, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text, no special tokens, in one tokenizer call: the same ids as one call per text without
+    that call's Python overhead per text (a tenth of a tiny BERT's pre-training time when it encoded one at a
+    time)."""
+    return tok(list(texts), add_special_tokens=False)["input_ids"] if texts else []
 
 
 def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
@@ -36,8 +39,8 @@ def _mask(rows: Sequence[Sequence[int]]) -> torch.Tensor:
 def seq2seq_batch(tok, sources: Sequence[str], targets: Sequence[str], max_len: int = 64) -> Batch:
     """Encoder input ``<s> source </s>`` (T5's tokenizer has no ``<s>``: ``source </s>``); labels ``target </s>``."""
     bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
-    src = [(bos + _ids(tok, s) + [tok.eos_token_id])[:max_len] for s in sources]
-    tgt = [(_ids(tok, t) + [tok.eos_token_id])[:max_len] for t in targets]
+    src = [(bos + ids + [tok.eos_token_id])[:max_len] for ids in _ids_many(tok, sources)]
+    tgt = [(ids + [tok.eos_token_id])[:max_len] for ids in _ids_many(tok, targets)]
     return {
         "input_ids": _pad(src, tok.pad_token_id),
         "attention_mask": _mask(src),
@@ -51,12 +54,13 @@ def lm_batch(tok, prompts: Sequence[str], targets: Sequence[str | None], max_len
     Long inputs are cut from the left so the scored target always survives truncation.
     """
     rows, labels = [], []
-    for p, t in zip(prompts, targets, strict=True):
-        p_ids = _ids(tok, p)
+    encoded = iter(_ids_many(tok, [*prompts, *(t for t in targets if t is not None)]))
+    p_all = [next(encoded) for _ in prompts]
+    for p_ids, t in zip(p_all, targets, strict=True):
         if t is None:
             ids, lab = p_ids, list(p_ids)
         else:
-            t_ids = _ids(tok, t)
+            t_ids = next(encoded)
             ids, lab = p_ids + t_ids, [IGNORE] * len(p_ids) + t_ids
         rows.append(ids[-max_len:])
         labels.append(lab[-max_len:])
@@ -69,7 +73,7 @@ def lm_batch(tok, prompts: Sequence[str], targets: Sequence[str | None], max_len
 
 def binary_batch(tok, texts: Sequence[str], labels: Sequence[bool | int], max_len: int = 64) -> Batch:
     """``[CLS] text [SEP]`` with a float 0/1 label."""
-    rows = [([tok.cls_token_id] + _ids(tok, t) + [tok.sep_token_id])[:max_len] for t in texts]
+    rows = [([tok.cls_token_id] + ids + [tok.sep_token_id])[:max_len] for ids in _ids_many(tok, texts)]
     return {
         "input_ids": _pad(rows, tok.pad_token_id),
         "attention_mask": _mask(rows),
@@ -80,7 +84,7 @@ def binary_batch(tok, texts: Sequence[str], labels: Sequence[bool | int], max_le
 def with_condition(batch: Batch, tok, conditions: Sequence[str], max_len: int = 64) -> Batch:
     """``batch`` plus the tokenised condition text of each example (``cond_input_ids``, ``cond_attention_mask``),
     which editors conditioned on the edit (KE) read; the model's forward pass ignores them."""
-    rows = [_ids(tok, c)[:max_len] or [tok.unk_token_id] for c in conditions]
+    rows = [ids[:max_len] or [tok.unk_token_id] for ids in _ids_many(tok, conditions)]
     return {**batch, "cond_input_ids": _pad(rows, tok.pad_token_id), "cond_attention_mask": _mask(rows)}
 
 

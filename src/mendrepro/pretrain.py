@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 from transformers.models.bert.modeling_bert import BertOnlyMLMHead
 
-from mendrepro.batches import IGNORE, _ids, _pad, binary_batch, forward, lm_batch, seq2seq_batch
+from mendrepro.batches import IGNORE, _ids_many, _pad, binary_batch, forward, lm_batch, seq2seq_batch
 from mendrepro.config import ModelSpec, PretrainConfig
 from mendrepro.data.fever import load_fever
 from mendrepro.data.formats import read_jsonl
@@ -79,9 +79,13 @@ def mlm_batch(tok, rows: list, max_len: int, rng: random.Random) -> dict:
     """
     special = len(tok.all_special_ids)
     ids, labels = [], []
+    texts = []
     for masked, answer in rows:
-        left, right = (_ids(tok, t) for t in masked.split(MASK))
-        obj = _ids(tok, answer)
+        left, right = masked.split(MASK)
+        texts += [left, right, answer]
+    encoded = iter(_ids_many(tok, texts))
+    for _ in rows:
+        left, right, obj = next(encoded), next(encoded), next(encoded)
         u = rng.random()
         if u < 0.8:
             shown = [tok.mask_token_id] * len(obj)
