@@ -44,6 +44,9 @@ OVERLAYS = {
         {"depth_table4": {"table": "table4", "experiments": [{"task": "wikitext", "model": "gpt2"}]}},
     ),
 }
+# Overlays whose grid was run before the tiny profile trained its base models a fixed number of steps keep the rule
+# it was run under: stop at the first check past 0.98 training accuracy, at most 8000 steps.
+FORMER = {"tiny-shallow": {"steps": 8000, "target_acc": 0.98}}
 BOTH = pytest.mark.parametrize("name", sorted(OVERLAYS))
 
 
@@ -53,7 +56,9 @@ def test_the_overlay_sets_only_the_profile_paths_depth_and_scope(name):
     overlay = load_config_file(f"{name}.yaml")
     assert set(overlay) <= {"profile", "data", "models", "lr_grid", "studies", "train_lr", "train_c_edit"}
     assert set(overlay["models"]) == {model}
-    assert set(overlay["models"][model]) == {"n_layers", "edit_params"}
+    # The shallow BART keeps the pre-training rule its grid was run under (the tiny profile's was a target then).
+    assert set(overlay["models"][model]) == {"n_layers", "edit_params"} | ({"pretrain"} if name in FORMER else set())
+    assert overlay["models"][model].get("pretrain") == FORMER.get(name)
     assert sorted(overlay["lr_grid"]["editors"]) == sorted(keys) and set(overlay["lr_grid"]) == {"editors"}
     assert overlay["studies"] == studies
     # Only the study's editors have choices of their own; every other editor keeps the tiny profile's.
@@ -67,7 +72,8 @@ def test_everything_but_the_depth_is_the_tiny_profile(name):
     tiny, other = load_config_file("tiny.yaml"), tiny_with(f"{name}.yaml")
     assert other["profile"] == name
     assert other["data"] == {k: v.replace("results/tiny/", f"results/{name}/") for k, v in tiny["data"].items()}
-    depth = {"n_layers", "edit_params"}
+    depth = {"n_layers", "edit_params", "pretrain"}
+    assert other["models"][model]["pretrain"] == {**tiny["models"][model]["pretrain"], **FORMER.get(name, {})}
     assert {k: v for k, v in other["models"][model].items() if k not in depth} == {
         k: v for k, v in tiny["models"][model].items() if k not in depth
     }

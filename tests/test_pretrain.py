@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+from conftest import load_config_file
 
 from mendrepro.batches import IGNORE
 from mendrepro.config import ModelSpec, PretrainConfig
@@ -70,3 +71,17 @@ def test_text_mix_rejected_for_language_models(small):
     spec = ModelSpec(name="gpt2", arch="gpt2", edit_params=(), d_model=16, n_layers=2, n_heads=2, d_ffn=32)
     with pytest.raises(ValueError, match="text_mix"):
         pretrain("wikitext", spec, PretrainConfig(steps=1, text_mix=0.5), tok, world, seed=0)
+
+
+@pytest.mark.parametrize(("target", "steps"), [(None, 4), (0.0, 2)])
+def test_pretraining_trains_every_step_unless_a_target_is_set(small, target, steps):
+    world, tok = small
+    cfg = PretrainConfig(steps=4, lr=1e-3, batch_size=8, eval_every=2, target_acc=target, warmup=1, text_mix=0.5)
+    _, metrics = pretrain("zsre", SPECS["bart"], cfg, tok, world, seed=0)
+    assert metrics["steps"] == steps and [h["step"] for h in metrics["history"]] == list(range(2, steps + 1, 2))
+
+
+def test_every_tiny_base_model_trains_a_fixed_number_of_steps():
+    # One budget for every seed: a target would stop each seed at another point of its learning curve.
+    for name, spec in load_config_file("tiny.yaml")["models"].items():
+        assert spec["pretrain"].get("target_acc") is None and spec["pretrain"]["steps"] > 0, name

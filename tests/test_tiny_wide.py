@@ -14,12 +14,15 @@ from mendrepro.config import editor_entry
 ROOT = Path(__file__).resolve().parents[1]
 
 OVERLAY = "tiny-wide.yaml"
+# The study was run before the tiny profile trained its base models a fixed number of steps: it keeps the rule it
+# was run under (stop at the first check past 0.98 training accuracy, at most 8000 steps).
+FORMER_PRETRAIN_RULE = {"steps": 8000, "target_acc": 0.98}
 
 
 def test_the_overlay_sets_only_the_profile_paths_and_width():
     overlay = load_config_file(OVERLAY)
     assert set(overlay) == {"profile", "data", "models", "tables"}
-    assert overlay["models"] == {"bart": {"d_model": 256, "d_ffn": 1024}}
+    assert overlay["models"] == {"bart": {"d_model": 256, "d_ffn": 1024, "pretrain": FORMER_PRETRAIN_RULE}}
     # The tiny profile's width rule for Table 5 is declared for width 128: the study measures the paper's k.
     assert overlay["tables"] == {"table5": {"k_scaling": None}}
 
@@ -28,10 +31,11 @@ def test_everything_but_the_width_is_the_tiny_profile():
     tiny, wide = load_config_file("tiny.yaml"), tiny_with(OVERLAY)
     assert wide["profile"] == "tiny-wide"
     assert wide["data"] == {k: v.replace("results/tiny/", "results/tiny-wide/") for k, v in tiny["data"].items()}
-    width = {"d_model", "d_ffn"}
+    width = {"d_model", "d_ffn", "pretrain"}
     assert {k: v for k, v in wide["models"]["bart"].items() if k not in width} == {
         k: v for k, v in tiny["models"]["bart"].items() if k not in width
     }
+    assert wide["models"]["bart"]["pretrain"] == {**tiny["models"]["bart"]["pretrain"], **FORMER_PRETRAIN_RULE}
     assert wide["models"]["bart"]["d_model"] == 2 * tiny["models"]["bart"]["d_model"]
     assert wide["models"]["bart"]["d_ffn"] == 4 * tiny["models"]["bart"]["d_ffn"]
     assert {m: s for m, s in wide["models"].items() if m != "bart"} == {

@@ -211,7 +211,7 @@ def pretrain(task: str, spec: ModelSpec, cfg: PretrainConfig, tok, world: Path, 
             history.append({"step": step, "loss": float(loss.detach()), **m, **watch})
             log.info("step %d loss %.4f %s %s %s", step, float(loss.detach()), first_eval, m, watch)
             bar.set_postfix(loss=float(loss.detach()), **{k: round(v, 4) for k, v in m.items() if k != "n"})
-            if "acc" in m and m["acc"] >= cfg.target_acc:
+            if cfg.target_acc is not None and "acc" in m and m["acc"] >= cfg.target_acc:
                 break
     model.eval()
     metrics = {
