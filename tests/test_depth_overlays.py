@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import load_config_file, tiny_with
+from conftest import FORMER_PRETRAIN_RULE, load_config_file, tiny_with
 from test_workflow import _job_counts, _snakemake, _workdir
 
 from mendrepro.checks import check_config, load_schema
@@ -44,9 +44,8 @@ OVERLAYS = {
         {"depth_table4": {"table": "table4", "experiments": [{"task": "wikitext", "model": "gpt2"}]}},
     ),
 }
-# Overlays whose grid was run before the tiny profile trained its base models a fixed number of steps keep the rule
-# it was run under: stop at the first check past 0.98 training accuracy, at most 8000 steps.
-FORMER = {"tiny-shallow": {"steps": 8000, "target_acc": 0.98}}
+# Overlays whose grid was run before the tiny profile trained its base models a fixed number of steps keep that rule.
+FORMER = {"tiny-shallow": FORMER_PRETRAIN_RULE}
 BOTH = pytest.mark.parametrize("name", sorted(OVERLAYS))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import load_config_file, tiny_with
+from conftest import FORMER_PRETRAIN_RULE, load_config_file, tiny_with
 
 from mendrepro.checks import check_config, load_schema
 from mendrepro.config import editor_entry
@@ -14,9 +14,6 @@ from mendrepro.config import editor_entry
 ROOT = Path(__file__).resolve().parents[1]
 
 OVERLAY = "tiny-wide.yaml"
-# The study was run before the tiny profile trained its base models a fixed number of steps: it keeps the rule it
-# was run under (stop at the first check past 0.98 training accuracy, at most 8000 steps).
-FORMER_PRETRAIN_RULE = {"steps": 8000, "target_acc": 0.98}
 
 
 def test_the_overlay_sets_only_the_profile_paths_and_width():
