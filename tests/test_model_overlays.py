@@ -1,8 +1,9 @@
-"""The depth overlays change the tiny profile only in their name, their paths, one model's depth and edited blocks,
-and their grid's and studies' scope; their learned editors train at the choices their own grid made by the tiny
-profile's rule. config/tiny-shallow.yaml keeps the BART the tiny profile had before it took BART-base's edited share
-(2+2 blocks, both edited); config/tiny-deep.yaml gives GPT-2 distilGPT-2's (6 blocks, the last 3 edited). The
-workflow plumbing they use (`lr_grid.editors`, `studies`) is planned on the micro config."""
+"""The model overlays change the tiny profile only in their name, their paths, one model's depth and edited blocks
+or its width, and their grid's and studies' scope; their learned editors train at the choices their own grid made
+by the tiny profile's rule. config/tiny-shallow.yaml keeps the BART the tiny profile had before it took BART-base's
+edited share (2+2 blocks, both edited); config/tiny-deep.yaml gives GPT-2 distilGPT-2's depth (6 blocks, the last 3
+edited); config/tiny-wide-gpt2.yaml makes GPT-2 twice as wide. The workflow plumbing they use (`lr_grid.editors`,
+`studies`) is planned on the micro config."""
 
 from __future__ import annotations
 
@@ -26,10 +27,14 @@ ZSRE_BART = sorted(
     + [f"zsre/bart/mend-{a}" for a in ABLATIONS]
     + [f"zsre/bart/{e}-k{k}" for e in ("enn", "mend") for k in (5, 13, 21, 25, 75, 125)]
 )
-# overlay: (model it changes, its edited blocks per stack there, the grid's editors, its studies)
+WIKITEXT_GPT2 = ["wikitext/gpt2/enn", "wikitext/gpt2/ke", "wikitext/gpt2/mend"]
+# overlay: (model it changes, the keys it sets on that model, its edited blocks per stack there, the grid's editors,
+# its studies)
+DEPTH = {"n_layers", "edit_params"}
 OVERLAYS = {
     "tiny-shallow": (
         "bart",
+        DEPTH,
         {"encoder": {0, 1}, "decoder": {0, 1}},
         ZSRE_BART,
         {
@@ -39,42 +44,51 @@ OVERLAYS = {
     ),
     "tiny-deep": (
         "gpt2",
+        DEPTH,
         {"h": {3, 4, 5}},
-        ["wikitext/gpt2/enn", "wikitext/gpt2/ke", "wikitext/gpt2/mend"],
+        WIKITEXT_GPT2,
         {"depth_table4": {"table": "table4", "experiments": [{"task": "wikitext", "model": "gpt2"}]}},
     ),
+    "tiny-wide-gpt2": (
+        "gpt2",
+        {"d_model", "d_ffn"},
+        {"h": {1, 2, 3}},
+        ["wikitext/gpt2/mend"],
+        {},
+    ),
 }
-# Overlays whose grid was run before the tiny profile trained its base models a fixed number of steps keep that rule.
-FORMER = {"tiny-shallow": FORMER_PRETRAIN_RULE}
-BOTH = pytest.mark.parametrize("name", sorted(OVERLAYS))
+# The overlays that pre-train their model otherwise: the shallow BART's grid was run before the tiny profile trained its
+# base models a fixed number of steps and keeps that rule; the wide GPT-2 trains to the tiny GPT-2's held-out
+# perplexity (300 steps, config/tiny-wide-gpt2.yaml).
+PRETRAIN = {"tiny-shallow": FORMER_PRETRAIN_RULE, "tiny-wide-gpt2": {"steps": 300}}
+EACH = pytest.mark.parametrize("name", sorted(OVERLAYS))
 
 
-@BOTH
-def test_the_overlay_sets_only_the_profile_paths_depth_and_scope(name):
-    model, _, keys, studies = OVERLAYS[name]
+@EACH
+def test_the_overlay_sets_only_the_profile_paths_model_and_scope(name):
+    model, changed, _, keys, studies = OVERLAYS[name]
     overlay = load_config_file(f"{name}.yaml")
     assert set(overlay) <= {"profile", "data", "models", "lr_grid", "studies", "train_lr", "train_c_edit"}
     assert set(overlay["models"]) == {model}
-    # The shallow BART keeps the pre-training rule its grid was run under (the tiny profile's was a target then).
-    assert set(overlay["models"][model]) == {"n_layers", "edit_params"} | ({"pretrain"} if name in FORMER else set())
-    assert overlay["models"][model].get("pretrain") == FORMER.get(name)
+    assert set(overlay["models"][model]) == changed | ({"pretrain"} if name in PRETRAIN else set())
+    assert overlay["models"][model].get("pretrain") == PRETRAIN.get(name)
     assert sorted(overlay["lr_grid"]["editors"]) == sorted(keys) and set(overlay["lr_grid"]) == {"editors"}
-    assert overlay["studies"] == studies
+    assert overlay.get("studies", {}) == studies
     # Only the study's editors have choices of their own; every other editor keeps the tiny profile's.
     for mapping in ("train_lr", "train_c_edit"):
         assert set(overlay.get(mapping, {})) <= set(keys)
 
 
-@BOTH
-def test_everything_but_the_depth_is_the_tiny_profile(name):
-    model, _, keys, _ = OVERLAYS[name]
+@EACH
+def test_everything_but_the_model_change_is_the_tiny_profile(name):
+    model, changed, _, keys, _ = OVERLAYS[name]
     tiny, other = load_config_file("tiny.yaml"), tiny_with(f"{name}.yaml")
     assert other["profile"] == name
     assert other["data"] == {k: v.replace("results/tiny/", f"results/{name}/") for k, v in tiny["data"].items()}
-    depth = {"n_layers", "edit_params", "pretrain"}
-    assert other["models"][model]["pretrain"] == {**tiny["models"][model]["pretrain"], **FORMER.get(name, {})}
-    assert {k: v for k, v in other["models"][model].items() if k not in depth} == {
-        k: v for k, v in tiny["models"][model].items() if k not in depth
+    own = changed | {"pretrain"}
+    assert other["models"][model]["pretrain"] == {**tiny["models"][model]["pretrain"], **PRETRAIN.get(name, {})}
+    assert {k: v for k, v in other["models"][model].items() if k not in own} == {
+        k: v for k, v in tiny["models"][model].items() if k not in own
     }
     assert {m: s for m, s in other["models"].items() if m != model} == {
         m: s for m, s in tiny["models"].items() if m != model
@@ -113,24 +127,39 @@ def test_the_tiny_models_edit_the_real_models_share_of_blocks(tok):
     assert _edited_blocks(tiny, "gpt2", tok) == {"h": {1, 2, 3}}
 
 
-@BOTH
+@EACH
 def test_the_overlays_models_edit_their_blocks(name, tok):
-    model, blocks, _, _ = OVERLAYS[name]
+    model, _, blocks, _, _ = OVERLAYS[name]
     cfg = tiny_with(f"{name}.yaml")
     assert _edited_blocks(cfg, model, tok) == blocks
     assert cfg["models"][model]["n_layers"] == max(max(b) for b in blocks.values()) + 1
 
 
-@BOTH
+def test_the_wide_gpt2_doubles_the_width_and_keeps_gpt2s_mlp_ratio(tok):
+    """The width overlay's GPT-2 is twice the tiny one's width, with distilGPT-2's MLP ratio (3072 = 4 x 768) and
+    heads of 64 dimensions; its edited Conv1D matrices (stored (in, out)) are 256 x 1024 and 1024 x 256."""
+    tiny, wide = load_config_file("tiny.yaml")["models"]["gpt2"], tiny_with("tiny-wide-gpt2.yaml")["models"]["gpt2"]
+    assert wide["d_model"] == 2 * tiny["d_model"] and wide["d_ffn"] == 4 * wide["d_model"]
+    assert wide["d_model"] // wide["n_heads"] == 64
+    sizes = {k: wide[k] for k in ("d_model", "n_layers", "n_heads", "d_ffn", "max_len")}
+    model = build_model(
+        ModelSpec(name="gpt2", arch=wide["arch"], edit_params=tuple(wide["edit_params"]), **sizes), tok, 0
+    )
+    params = dict(model.named_parameters())
+    shapes = {tuple(params[n].shape) for n in edited_parameter_names(model, tuple(wide["edit_params"]))}
+    assert shapes == {(256, 1024), (1024, 256)}
+
+
+@EACH
 def test_the_merged_config_passes_the_workflow_checks(name):
     check_config(tiny_with(f"{name}.yaml"), load_schema(ROOT / "config" / "schema.yaml"))
 
 
-@BOTH
+@EACH
 def test_the_study_choices_are_its_own_grids_by_the_rule(name):
     """The overlay's train_lr and train_c_edit are its committed grid's choices (config/lr_grid/<name>.csv), which
     the tiny profile's rule re-applied at its tolerance picks again."""
-    _, _, keys, _ = OVERLAYS[name]
+    _, _, _, keys, _ = OVERLAYS[name]
     overlay = load_config_file(f"{name}.yaml")
     grid, legacy = lr_grid.read_grid(ROOT / f"config/lr_grid/{name}.csv")
     assert not legacy and sorted(set(grid["key"])) == sorted(keys)
