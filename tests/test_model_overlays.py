@@ -8,6 +8,9 @@ edited); config/tiny-wide-gpt2.yaml makes GPT-2 twice as wide. The workflow plum
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -222,3 +225,42 @@ def test_a_study_renders_one_tables_columns_from_their_runs_only(tmp_path):
     block = out.split("rule depth_study")[1]
     inputs = next(line for line in block.splitlines() if line.strip().startswith("input:"))
     assert "results/micro/seed0/zsre/bart/mend/eval_k1/metrics.json" in inputs and "fever" not in inputs
+
+
+def _documented_commands(overlay: Path) -> list[list[str]]:
+    """The `snakemake ...` commands of an overlay's header comment, continuation lines joined and braces expanded."""
+    lines = [line.removeprefix("#").strip() for line in overlay.read_text().splitlines() if line.startswith("#   ")]
+    commands, current = [], ""
+    for line in lines:
+        current = f"{current} {line}".strip()
+        if current.endswith("\\"):
+            current = current.removesuffix("\\").strip()
+            continue
+        commands.append(current)
+        current = ""
+    words = []
+    for command in commands:
+        argv = []
+        for word in command.split():
+            braces = re.fullmatch(r"(.*)\{([^}]*,[^}]*)\}(.*)", word)
+            argv += [f"{braces[1]}{x}{braces[3]}" for x in braces[2].split(",")] if braces else [word]
+        words.append(argv)
+    return words
+
+
+def test_the_width_studys_documented_commands_plan_its_grid_and_its_evaluations(tmp_path):
+    """The two commands of config/tiny-wide-gpt2.yaml's header, as written there (targets before --configfile),
+    plan MEND's 12 grid cells, then MEND's training and the three evaluations, on a fresh copy of the workflow."""
+    grid, evaluation = _documented_commands(ROOT / "config/tiny-wide-gpt2.yaml")
+    for item in ("Snakefile", "workflow", "profiles", "config", "envs"):
+        (shutil.copytree if (ROOT / item).is_dir() else shutil.copy)(ROOT / item, tmp_path / item)
+    planned = []
+    for argv in (grid, evaluation):
+        assert argv[0] == "snakemake"
+        proc = subprocess.run(
+            [sys.executable, "-m", "snakemake", "-n", *argv[1:]], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        planned.append(_job_counts(proc.stdout))
+    assert planned[0]["lr_grid_train"] == 12 and planned[0]["lr_grid"] == 1
+    assert planned[1]["train_editor"] == 1 and planned[1]["evaluate"] == 3 and "lr_grid_train" not in planned[1]
