@@ -22,7 +22,7 @@ from mendrepro.data.download import DownloadError
 from mendrepro.data.formats import write_json_atomic
 from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_world, write_world
 from mendrepro.data.tokenizer import load_tokenizer, train_word_tokenizer
-from mendrepro.data.wikitext import load_wikitext_raw, write_self_sample
+from mendrepro.data.wikitext import load_self_sample, load_wikitext_raw, write_self_sample
 from mendrepro.editors.base import Editor
 from mendrepro.evaluate import aggregate, evaluate_editor, write_records
 from mendrepro.manifest import write_manifest
@@ -32,7 +32,7 @@ from mendrepro.pretrain import pretrain
 from mendrepro.pretrained import fetch_source
 from mendrepro.report import TABLE_COMMANDS
 from mendrepro.resume import Checkpointing, discard, fingerprint
-from mendrepro.sampling import self_sample
+from mendrepro.sampling import self_sample, surprise_summary, target_surprise
 from mendrepro.splits import dev_split, validation_batches
 from mendrepro.tasks import EditSampler, merge
 from mendrepro.train import train_editor
@@ -81,6 +81,14 @@ def cmd_self_sample(args) -> None:
         )
         write_self_sample(out, samples)
         log.info("%s: %d self-samples written to %s", split, len(samples), out)
+
+
+def cmd_target_surprise(args) -> None:
+    model, tok = load_model(Path(args.model), args.arch)
+    summary = surprise_summary(target_surprise(model, tok, load_self_sample(args.samples)))
+    print(json.dumps(summary, indent=1))
+    if args.out:
+        write_json_atomic(args.out, summary)
 
 
 def cmd_fetch_model(args) -> None:
@@ -290,6 +298,13 @@ def build_parser(with_external: bool = True) -> argparse.ArgumentParser:
     s.add_argument("--out-train", required=True, help="training edits (JSON)")
     s.add_argument("--out-valid", required=True, help="dev edits (JSON)")
     s.set_defaults(fn=cmd_self_sample)
+
+    s = sub.add_parser("target-surprise", help="how much of each Wikitext edit target the base LM already predicts")
+    s.add_argument("--model", required=True, help="the base model's directory")
+    s.add_argument("--arch", default="gpt2", help="its architecture (gpt2, gptneo, gptj)")
+    s.add_argument("--samples", required=True, help="a self_sample JSON (the release's layout)")
+    s.add_argument("--out", help="also write the summary here (JSON)")
+    s.set_defaults(fn=cmd_target_surprise)
 
     s = sub.add_parser("fetch-model", help="fetch a pretrained checkpoint (paper profile) and write its manifest")
     s.add_argument("--name", required=True, help="the model's name in the config")
