@@ -19,10 +19,11 @@ import torch
 from mendrepro.build import build_editor, build_task, evaluation_editor
 from mendrepro.config import Experiment
 from mendrepro.data.download import DownloadError
-from mendrepro.data.formats import write_json_atomic
+from mendrepro.data.formats import read_jsonl, write_json_atomic
 from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_world, write_world
 from mendrepro.data.tokenizer import load_tokenizer, train_word_tokenizer
 from mendrepro.data.wikitext import load_self_sample, load_wikitext_raw, write_self_sample
+from mendrepro.difficulty import by_difficulty, record_sample, surprise_summary, target_surprise
 from mendrepro.editors.base import Editor
 from mendrepro.evaluate import aggregate, evaluate_editor, write_records
 from mendrepro.manifest import write_manifest
@@ -32,7 +33,7 @@ from mendrepro.pretrain import pretrain
 from mendrepro.pretrained import fetch_source
 from mendrepro.report import TABLE_COMMANDS
 from mendrepro.resume import Checkpointing, discard, fingerprint
-from mendrepro.sampling import self_sample, surprise_summary, target_surprise
+from mendrepro.sampling import self_sample
 from mendrepro.splits import dev_split, validation_batches
 from mendrepro.tasks import EditSampler, merge
 from mendrepro.train import train_editor
@@ -85,7 +86,14 @@ def cmd_self_sample(args) -> None:
 
 def cmd_target_surprise(args) -> None:
     model, tok = load_model(Path(args.model), args.arch)
-    summary = surprise_summary(target_surprise(model, tok, load_self_sample(args.samples)))
+    if args.samples:
+        summary = surprise_summary(target_surprise(model, tok, load_self_sample(args.samples)))
+    else:
+        summary = {}
+        for path in args.edits:
+            records = read_jsonl(path)
+            scores = target_surprise(model, tok, [record_sample(r, tok) for r in records])
+            summary[path] = by_difficulty(records, {r["id"]: sc for r, sc in zip(records, scores, strict=True)})
     print(json.dumps(summary, indent=1))
     if args.out:
         write_json_atomic(args.out, summary)
@@ -302,7 +310,13 @@ def build_parser(with_external: bool = True) -> argparse.ArgumentParser:
     s = sub.add_parser("target-surprise", help="how much of each Wikitext edit target the base LM already predicts")
     s.add_argument("--model", required=True, help="the base model's directory")
     s.add_argument("--arch", default="gpt2", help="its architecture (gpt2, gptneo, gptj)")
-    s.add_argument("--samples", required=True, help="a self_sample JSON (the release's layout)")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--samples", help="a self_sample JSON (the release's layout): the targets' NLL and tokens to change"
+    )
+    what.add_argument(
+        "--edits", nargs="+", help="Wikitext edits.jsonl files: each editor's ES and drawdown by the tokens to change"
+    )
     s.add_argument("--out", help="also write the summary here (JSON)")
     s.set_defaults(fn=cmd_target_surprise)
 

@@ -1,15 +1,25 @@
 """`target_surprise` scores how much of a Wikitext edit target the model already predicts: zero tokens to change for
-its own greedy continuation, every token for the least likely continuation, and the NLL summed over the targets."""
+its own greedy continuation, every token for the least likely continuation, and the NLL summed over the targets;
+`by_difficulty` splits an editor's raw lines by that score."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 from conftest import MICRO_SPECS, WORDS
 
 from mendrepro.data.wikitext import SelfSample
+from mendrepro.difficulty import (
+    TargetSurprise,
+    by_difficulty,
+    difficulty_bucket,
+    record_sample,
+    surprise_summary,
+    target_surprise,
+)
 from mendrepro.models import build_model
-from mendrepro.sampling import TargetSurprise, surprise_summary, target_surprise
 
 N = 4
 
@@ -63,3 +73,41 @@ def test_the_summary_reports_means_quartiles_and_the_share_needing_at_most_two_c
     assert s["n"] == 4 and s["nll_mean"] == 5.0 and s["nll_per_token"] == 0.5
     assert s["nll_quartiles"] == [4.0, 6.0, 8.0]
     assert s["not_argmax_mean"] == 2.0 and s["share_at_most_two_not_argmax"] == 0.75
+
+
+@pytest.mark.parametrize(("not_argmax", "bucket"), [(0, "0-1"), (1, "0-1"), (2, "2"), (3, "3+"), (10, "3+")])
+def test_the_buckets_count_the_tokens_to_change(not_argmax, bucket):
+    assert difficulty_bucket(TargetSurprise(1.0, not_argmax, 10)) == bucket
+
+
+def _line(i: str, es: float, before: list[float], after: list[float], steps: int | None = None) -> dict:
+    line = {
+        "id": i,
+        "es": es,
+        "locality_original": {"nll": before, "tokens": [10] * len(before)},
+        "locality_after": {"nll": after, "tokens": [10] * len(after)},
+    }
+    return line if steps is None else {**line, "steps": steps}
+
+
+def test_by_difficulty_averages_es_per_edit_perplexity_drawdown_and_steps():
+    """Per-edit perplexity is exp(locality NLL / tokens) over the edit's passages; the drawdown is after − original."""
+    lines = [
+        _line("a", 1.0, [10.0, 10.0], [10.0, 10.0], steps=1),  # ppl e -> e: 0
+        _line("b", 0.0, [10.0, 10.0], [20.0, 20.0], steps=3),  # ppl e -> e^2
+        _line("c", 1.0, [0.0], [10.0], steps=2),  # ppl 1 -> e
+    ]
+    scores = {"a": TargetSurprise(1.0, 0, 10), "b": TargetSurprise(9.0, 1, 10), "c": TargetSurprise(20.0, 4, 10)}
+    table = by_difficulty(lines, scores)
+    assert set(table) == {"0-1", "3+"}
+    assert table["0-1"]["edits"] == 2 and table["0-1"]["es"] == 0.5 and table["0-1"]["steps"] == 2.0
+    assert table["0-1"]["dd"] == pytest.approx((0.0 + (math.e**2 - math.e)) / 2)
+    assert table["3+"] == pytest.approx({"edits": 1, "es": 1.0, "dd": math.e - 1.0, "steps": 2.0})
+    # Lines without optimiser steps (learned editors) report none.
+    assert "steps" not in by_difficulty([_line("c", 1.0, [0.0], [10.0])], scores)["3+"]
+
+
+def test_an_edits_line_is_scored_as_its_passage_then_its_target(tok):
+    line = {"edit_input": " ".join(WORDS[:5]), "target": " ".join(WORDS[5:8])}
+    sample = record_sample(line, tok)
+    assert sample.completion == " ".join(WORDS[:8]) and sample.n_tokens == 3
