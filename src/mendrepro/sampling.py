@@ -34,4 +34,3 @@ def self_sample(model, tok, passages: list[str], n_tokens: int, prefix_tokens: i
         original = tok.decode(ids)
         out.append(SelfSample(original=original, completion=tok.decode(gen[0].tolist()), n_tokens=n_tokens))
     return out
-
