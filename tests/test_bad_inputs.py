@@ -94,6 +94,11 @@ VALUE_CASES = [
     ),  # fmt: skip
     ("tasks.fever.n_heldout", -1, f"tasks.fever.n_heldout: -1 {RANGE} 1"),
     ("tasks.wikitext.n_sample_tokens", 0, f"tasks.wikitext.n_sample_tokens: 0 {RANGE} 1"),
+    (
+        "tasks.wikitext.sample_temperature",
+        0,
+        "tasks.wikitext.sample_temperature: 0 is less than or equal to the minimum of 0",
+    ),
     ("tasks.wikitext.edit_prefix_tokens", 0, f"tasks.wikitext.edit_prefix_tokens: 0 {RANGE} 1"),
     ("tasks.wikitext.edit_min_words", -1, f"tasks.wikitext.edit_min_words: -1 {RANGE} 0"),
     ("tasks.wikitext.loc_min_words", -1, f"tasks.wikitext.loc_min_words: -1 {RANGE} 0"),

@@ -248,19 +248,24 @@ def _documented_commands(overlay: Path) -> list[list[str]]:
     return words
 
 
-def test_the_width_studys_documented_commands_plan_its_grid_and_its_evaluations(tmp_path):
-    """The two commands of config/tiny-wide-gpt2.yaml's header, as written there (targets before --configfile),
-    plan MEND's 12 grid cells, then MEND's training and the three evaluations, on a fresh copy of the workflow."""
-    grid, evaluation = _documented_commands(ROOT / "config/tiny-wide-gpt2.yaml")
+def plan_documented_commands(overlay: Path, tmp_path: Path) -> list[dict[str, int]]:
+    """Each documented command of an overlay, dry-run as written on a fresh copy of the workflow: its job counts."""
     for item in ("Snakefile", "workflow", "profiles", "config", "envs"):
         (shutil.copytree if (ROOT / item).is_dir() else shutil.copy)(ROOT / item, tmp_path / item)
     planned = []
-    for argv in (grid, evaluation):
+    for argv in _documented_commands(overlay):
         assert argv[0] == "snakemake"
         proc = subprocess.run(
             [sys.executable, "-m", "snakemake", "-n", *argv[1:]], cwd=tmp_path, capture_output=True, text=True
         )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         planned.append(_job_counts(proc.stdout))
-    assert planned[0]["lr_grid_train"] == 12 and planned[0]["lr_grid"] == 1
-    assert planned[1]["train_editor"] == 1 and planned[1]["evaluate"] == 3 and "lr_grid_train" not in planned[1]
+    return planned
+
+
+def test_the_width_studys_documented_commands_plan_its_grid_and_its_evaluations(tmp_path):
+    """The two commands of config/tiny-wide-gpt2.yaml's header, as written there (targets before --configfile),
+    plan MEND's 12 grid cells, then MEND's training and the three evaluations, on a fresh copy of the workflow."""
+    grid, evaluation = plan_documented_commands(ROOT / "config/tiny-wide-gpt2.yaml", tmp_path)
+    assert grid["lr_grid_train"] == 12 and grid["lr_grid"] == 1
+    assert evaluation["train_editor"] == 1 and evaluation["evaluate"] == 3 and "lr_grid_train" not in evaluation

@@ -79,6 +79,7 @@ def cmd_self_sample(args) -> None:
             n_tokens=opts.get("n_sample_tokens", 10),
             prefix_tokens=opts.get("edit_prefix_tokens", 40),
             seed=exp.seed + (split == "valid"),
+            temperature=opts.get("sample_temperature", 1.0),
         )
         write_self_sample(out, samples)
         log.info("%s: %d self-samples written to %s", split, len(samples), out)

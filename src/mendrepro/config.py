@@ -346,7 +346,7 @@ def resolve_experiment(config: dict, task: str, model: str, editor: str = "", se
 # What the jobs that build or sample a base model read of its config (cli.cmd_pretrain, cli.cmd_self_sample): a
 # job's params are its experiment, and Snakemake re-runs a job whose params changed, so nothing else goes in.
 EDITING_ONLY_MODEL_KEYS = ("edit_params", "loc_source")
-SAMPLER_TASK_OPTIONS = ("n_sample_tokens", "edit_prefix_tokens", "edit_min_words")
+SAMPLER_TASK_OPTIONS = ("n_sample_tokens", "edit_prefix_tokens", "edit_min_words", "sample_temperature")
 
 
 def base_model_experiment(config: dict, model: str, seed: int | str = 0) -> dict:

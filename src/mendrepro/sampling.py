@@ -9,10 +9,14 @@ from mendrepro.data.wikitext import SelfSample
 
 
 @torch.no_grad()
-def self_sample(model, tok, passages: list[str], n_tokens: int, prefix_tokens: int, seed: int) -> list[SelfSample]:
+def self_sample(
+    model, tok, passages: list[str], n_tokens: int, prefix_tokens: int, seed: int, temperature: float = 1.0
+) -> list[SelfSample]:
     """For each passage, keep its first ``prefix_tokens`` tokens and sample ``n_tokens`` more from ``model``.
 
     Special tokens are banned from the sample so the completion round-trips through the tokenizer exactly.
+    ``temperature`` 1 samples the model's own distribution, as the release's edits were drawn; above 1 the targets
+    are harder for the model to produce (a study's knob, docs/results.md).
     """
     torch.manual_seed(seed)
     model.eval()
@@ -26,6 +30,7 @@ def self_sample(model, tok, passages: list[str], n_tokens: int, prefix_tokens: i
             attention_mask=torch.ones_like(x),
             do_sample=True,
             top_k=0,
+            temperature=temperature,
             max_new_tokens=n_tokens,
             min_new_tokens=n_tokens,
             bad_words_ids=banned,
