@@ -111,3 +111,8 @@ def test_an_edits_line_is_scored_as_its_passage_then_its_target(tok):
     line = {"edit_input": " ".join(WORDS[:5]), "target": " ".join(WORDS[5:8])}
     sample = record_sample(line, tok)
     assert sample.completion == " ".join(WORDS[:8]) and sample.n_tokens == 3
+
+
+def test_an_empty_set_of_targets_has_no_summary():
+    with pytest.raises(ValueError, match="no edit targets"):
+        surprise_summary([])

@@ -46,6 +46,8 @@ def surprise_summary(scores: list[TargetSurprise]) -> dict:
     """Mean and quartiles of the targets' NLL, NLL per token, mean tokens not argmax, share needing at most two."""
     nll = sorted(x.nll for x in scores)
     n = len(nll)
+    if n == 0:
+        raise ValueError("no edit targets to summarise")
     quartile = [nll[min(n - 1, int(q * n))] for q in (0.25, 0.5, 0.75)]
     return {
         "n": n,
