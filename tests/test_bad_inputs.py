@@ -454,9 +454,11 @@ def test_changing_what_only_editors_read_does_not_change_the_base_models_jobs():
         cfg["train"]["steps"] = 99
         cfg["eval"]["k"] = 2
         assert base_model_experiment(cfg, model, 0) == before
-    cfg = copy.deepcopy(MICRO)
-    cfg["tasks"]["wikitext"]["n_sample_tokens"] = 7  # what the self-samples are: their job must re-run
-    assert base_model_experiment(cfg, "gpt2", 0) != base_model_experiment(MICRO, "gpt2", 0)
+    # What the self-samples are: their job must re-run.
+    for key, value in (("n_sample_tokens", 7), ("sample_temperature", 1.55)):
+        cfg = copy.deepcopy(MICRO)
+        cfg["tasks"]["wikitext"][key] = value
+        assert base_model_experiment(cfg, "gpt2", 0) != base_model_experiment(MICRO, "gpt2", 0), key
 
 
 # ------------------------------------------------------------------------------------------------------------------

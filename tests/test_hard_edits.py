@@ -11,7 +11,6 @@ from conftest import MICRO_SPECS, WORDS, load_config_file, tiny_with
 from test_model_overlays import plan_documented_commands
 
 from mendrepro.checks import check_config, load_schema
-from mendrepro.config import SAMPLER_TASK_OPTIONS
 from mendrepro.difficulty import surprise_summary, target_surprise
 from mendrepro.models import build_model
 from mendrepro.sampling import self_sample
@@ -48,11 +47,6 @@ def test_everything_but_the_temperature_is_the_tiny_profile():
 
 def test_the_merged_config_passes_the_workflow_checks():
     check_config(tiny_with(OVERLAY), load_schema(ROOT / "config" / "schema.yaml"))
-
-
-def test_the_temperature_is_part_of_what_the_sampling_job_reads():
-    """Snakemake re-runs a job whose params changed: the self-samples must be redrawn when the temperature moves."""
-    assert "sample_temperature" in SAMPLER_TASK_OPTIONS
 
 
 def test_a_higher_temperature_draws_targets_the_model_predicts_less(tok):

@@ -106,15 +106,20 @@ def test_everything_but_the_model_change_is_the_tiny_profile(name):
         }
 
 
-def _edited_blocks(cfg: dict, name: str, tok) -> dict[str, set[int]]:
-    """Which blocks of each stack of the config's model ``name`` its edit_params select, on the model it builds."""
+def _edited(cfg: dict, name: str, tok):
+    """The config's model ``name``, built, and the names of the parameters its edit_params select."""
     spec = cfg["models"][name]
     sizes = {k: spec[k] for k in ("d_model", "n_layers", "n_heads", "d_ffn", "max_len")}
     model = build_model(
         ModelSpec(name=name, arch=spec["arch"], edit_params=tuple(spec["edit_params"]), **sizes), tok, 0
     )
+    return model, edited_parameter_names(model, tuple(spec["edit_params"]))
+
+
+def _edited_blocks(cfg: dict, name: str, tok) -> dict[str, set[int]]:
+    """Which blocks of each stack of the config's model ``name`` its edit_params select, on the model it builds."""
     blocks: dict[str, set[int]] = {}
-    for param in edited_parameter_names(model, tuple(spec["edit_params"])):
+    for param in _edited(cfg, name, tok)[1]:
         stack, index = re.search(r"(encoder|decoder|h)\.(?:layers\.)?(\d+)\.", param).groups()
         blocks.setdefault(stack, set()).add(int(index))
     return blocks
@@ -141,15 +146,13 @@ def test_the_overlays_models_edit_their_blocks(name, tok):
 def test_the_wide_gpt2_doubles_the_width_and_keeps_gpt2s_mlp_ratio(tok):
     """The width overlay's GPT-2 is twice the tiny one's width, with distilGPT-2's MLP ratio (3072 = 4 x 768) and
     heads of 64 dimensions; its edited Conv1D matrices (stored (in, out)) are 256 x 1024 and 1024 x 256."""
-    tiny, wide = load_config_file("tiny.yaml")["models"]["gpt2"], tiny_with("tiny-wide-gpt2.yaml")["models"]["gpt2"]
+    cfg = tiny_with("tiny-wide-gpt2.yaml")
+    tiny, wide = load_config_file("tiny.yaml")["models"]["gpt2"], cfg["models"]["gpt2"]
     assert wide["d_model"] == 2 * tiny["d_model"] and wide["d_ffn"] == 4 * wide["d_model"]
     assert wide["d_model"] // wide["n_heads"] == 64
-    sizes = {k: wide[k] for k in ("d_model", "n_layers", "n_heads", "d_ffn", "max_len")}
-    model = build_model(
-        ModelSpec(name="gpt2", arch=wide["arch"], edit_params=tuple(wide["edit_params"]), **sizes), tok, 0
-    )
+    model, names = _edited(cfg, "gpt2", tok)
     params = dict(model.named_parameters())
-    shapes = {tuple(params[n].shape) for n in edited_parameter_names(model, tuple(wide["edit_params"]))}
+    shapes = {tuple(params[n].shape) for n in names}
     assert shapes == {(256, 1024), (1024, 256)}
 
 
