@@ -84,14 +84,18 @@ def _line(i: str, es: float, before: list[float], after: list[float], steps: int
     line = {
         "id": i,
         "es": es,
+        "seconds": 0.1,
+        "memory": {"peak_mb": 1.0, "kind": "cpu_peak_rss"},
         "locality_original": {"nll": before, "tokens": [10] * len(before)},
+        "locality_before": {"nll": before, "tokens": [10] * len(before)},
         "locality_after": {"nll": after, "tokens": [10] * len(after)},
     }
     return line if steps is None else {**line, "steps": steps}
 
 
-def test_by_difficulty_averages_es_per_edit_perplexity_drawdown_and_steps():
-    """Per-edit perplexity is exp(locality NLL / tokens) over the edit's passages; the drawdown is after − original."""
+def test_by_difficulty_averages_es_and_steps_and_pools_the_perplexity_drawdown():
+    """The bucket's perplexity is exp(locality NLL / tokens) over all its edits' passages, as a run's metrics; the
+    drawdown is after − original."""
     lines = [
         _line("a", 1.0, [10.0, 10.0], [10.0, 10.0], steps=1),  # ppl e -> e: 0
         _line("b", 0.0, [10.0, 10.0], [20.0, 20.0], steps=3),  # ppl e -> e^2
@@ -101,7 +105,7 @@ def test_by_difficulty_averages_es_per_edit_perplexity_drawdown_and_steps():
     table = by_difficulty(lines, scores)
     assert set(table) == {"0-1", "3+"}
     assert table["0-1"]["edits"] == 2 and table["0-1"]["es"] == 0.5 and table["0-1"]["steps"] == 2.0
-    assert table["0-1"]["dd"] == pytest.approx((0.0 + (math.e**2 - math.e)) / 2)
+    assert table["0-1"]["dd"] == pytest.approx(math.exp(60 / 40) - math.exp(40 / 40))
     assert table["3+"] == pytest.approx({"edits": 1, "es": 1.0, "dd": math.e - 1.0, "steps": 2.0})
     # Lines without optimiser steps (learned editors) report none.
     assert "steps" not in by_difficulty([_line("c", 1.0, [0.0], [10.0])], scores)["3+"]

@@ -3,13 +3,13 @@ editor's edit success and drawdown by that difficulty (from the raw per-edit lin
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 
 from mendrepro.data.wikitext import SelfSample
+from mendrepro.evaluate import aggregate
 
 
 @dataclass(frozen=True)
@@ -74,21 +74,18 @@ def record_sample(record: dict, tok) -> SelfSample:
 
 
 def by_difficulty(records: Iterable[dict], scores: dict[str, TargetSurprise]) -> dict[str, dict]:
-    """Per difficulty bucket: edits, mean ES, mean per-edit perplexity drawdown against the original model
-    (exp of the locality NLL per token after, minus before), and mean optimiser steps where the lines have them."""
+    """Per difficulty bucket: edits, ES and perplexity drawdown against the original model as the run's metrics
+    compute them (:func:`mendrepro.evaluate.aggregate` over the bucket's lines), and mean optimiser steps where the
+    lines have them."""
     groups: dict[str, list[dict]] = {}
     for r in records:
         groups.setdefault(difficulty_bucket(scores[r["id"]]), []).append(r)
     out = {}
     for bucket in sorted(groups):
         rows = groups[bucket]
-        dds = []
-        for r in rows:
-            tokens = sum(r["locality_original"]["tokens"])
-            after, before = sum(r["locality_after"]["nll"]), sum(r["locality_original"]["nll"])
-            dds.append(math.exp(after / tokens) - math.exp(before / tokens))
-        row = {"edits": len(rows), "es": sum(r["es"] for r in rows) / len(rows), "dd": sum(dds) / len(dds)}
-        if all("steps" in r for r in rows):
-            row["steps"] = sum(r["steps"] for r in rows) / len(rows)
+        metrics = aggregate(rows, "lm")
+        row = {"edits": len(rows), "es": metrics["es"], "dd": metrics["dd_original"]}
+        if "steps_mean" in metrics:
+            row["steps"] = metrics["steps_mean"]
         out[bucket] = row
     return out
