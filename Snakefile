@@ -76,9 +76,20 @@ rule all:
         all_targets(),
 
 
+# A local run of the tiny profile (`fork_server: true`) forks its torch jobs from one process that imported torch and
+# transformers once (common.smk, mendrepro.forkserver).
+onstart:
+    start_fork_server()
+
+
+onerror:
+    stop_fork_server()
+
+
 # The HTML report of every table and figure (`report()` outputs, workflow/report/*.rst captions), written after a
 # run that leaves all of them in place (a single-table run does not); `snakemake --report FILE` writes it by hand.
 onsuccess:
+    stop_fork_server()
     if all(Path(p).exists() for p in all_targets()):
         _configs = " ".join(f"--configfile {shlex.quote(str(c))}" for c in workflow.overwrite_configfiles)
         _log = f"{RES}/logs/report.log"

@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     table = summary(df)
     print(table.to_markdown())
     print(f"\n{len(df)} jobs, {df['s'].sum():.0f} s summed wall time, {df['cpu_time'].sum():.0f} s CPU time")
+    if (results / "logs" / "fork_server.log").exists():
+        print(
+            "jobs of this run were forked from the fork server (mendrepro.forkserver): their wall times are the"
+            " jobs', their CPU time and max RSS the waiting processes' (re-run with --config fork_server=false)"
+        )
     slow = df.sort_values("s", ascending=False).head(10)
     print("\nslowest jobs:\n" + slow[["job", "s", "max_rss"]].to_markdown(index=False))
     return 0

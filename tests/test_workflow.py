@@ -189,9 +189,11 @@ def _comparable(path: Path, also_measured: tuple[str, ...] = ()):
 def test_a_second_run_writes_the_same_raw_outputs(micro_run, tmp_path):
     """Determinism: Table 4's part of the micro DAG (world, tokenizer, pre-training, self-samples, every learned
     editor's training, every evaluation, the table) run again in a fresh directory writes every raw output and the
-    table as the first run did, measured fields (time, memory) aside; checkpoints and models byte for byte."""
+    table as the first run did, measured fields (time, memory) aside; checkpoints and models byte for byte. The
+    first run forks its jobs from the fork server, this one starts each job in a process of its own."""
     again = _workdir(tmp_path, "tests/fixtures/micro.yaml")
-    _snakemake(again, "--cores", "2", "figures/micro/table4.csv")
+    _snakemake(again, "--cores", "2", "figures/micro/table4.csv", "--config", "fork_server=false")
+    assert not (again / "results/micro/logs/fork_server.log").exists()
     skip = ("logs", "benchmarks", ".snakemake")
     files = [
         p
@@ -210,6 +212,8 @@ def test_a_second_run_writes_the_same_raw_outputs(micro_run, tmp_path):
 @pytest.mark.slow
 def test_micro_dag_end_to_end(micro_run):
     wd = micro_run
+    # The run forked its jobs from one server, which wrote nothing (no error) to its log.
+    assert (wd / "results/micro/logs/fork_server.log").read_text() == ""
     res, fig = wd / "results/micro/seed0", wd / "figures/micro"
     for model in ("bart", "bert", "gpt2", "gptneo", "gptj", "t5xl", "t5xxl"):
         assert (res / f"models/{model}/config.json").exists()

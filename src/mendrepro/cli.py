@@ -26,6 +26,7 @@ from mendrepro.data.wikitext import load_self_sample, load_wikitext_raw, write_s
 from mendrepro.difficulty import by_difficulty, record_sample, surprise_summary, target_surprise
 from mendrepro.editors.base import Editor
 from mendrepro.evaluate import aggregate, evaluate_editor, write_records
+from mendrepro.forkserver import command_of
 from mendrepro.manifest import write_manifest
 from mendrepro.memory import start_peak_window
 from mendrepro.models import freeze, load_model, save_model
@@ -374,17 +375,6 @@ def build_parser(with_external: bool = True) -> argparse.ArgumentParser:
 OWN_COMMANDS = frozenset({"world", "pretrain", "self-sample", "fetch-model", "train", "evaluate", "edit"})
 
 
-def _command(argv: list[str]) -> str | None:
-    """The subcommand of ``argv``: its first word that is neither an option nor ``--threads``' value."""
-    words = iter(argv)
-    for word in words:
-        if word == "--threads":
-            next(words, None)
-        elif not word.startswith("-"):
-            return word
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TABLE_COMMANDS:
@@ -398,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         return probe_main(argv[1:])
     # The pipeline's own commands skip importing the report modules (only --help and errors list them): about
     # 0.2 s of pandas per job, and the workflow runs over a hundred.
-    p = build_parser(with_external=_command(argv) not in OWN_COMMANDS)
+    p = build_parser(with_external=command_of(argv) not in OWN_COMMANDS)
     args = p.parse_args(argv)
     if args.command == "edit":
         # A person's command: a bad run directory, device or request is one line and exit status 2 (as a usage

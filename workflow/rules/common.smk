@@ -38,6 +38,36 @@ PY = "python" if _IN_ENV else sys.executable
 if "conda" in _IN_ENV:
     PY = f"PYTHONPATH={shlex.quote(os.path.join(workflow.basedir, 'src'))} python"
 LAUNCH = config["launcher"].replace("{python}", PY)
+
+# The fork server of a local run (src/mendrepro/forkserver.py): each job's `python -m mendrepro` runs in a child of
+# one process that imported torch and transformers once, instead of importing them itself (about 4-5 s of each of
+# the tiny run's jobs). Only the plain launcher in a local run; cluster jobs and conda/apptainer run as written.
+_FORK_SERVER = []
+
+
+def start_fork_server():
+    """Start the run's fork server where the config asks for it (Snakemake's onstart)."""
+    if (
+        config.get("fork_server")
+        and workflow.local_exec
+        and not _IN_ENV
+        and config["launcher"] == "{python} -m mendrepro"
+    ):
+        from mendrepro import forkserver
+
+        _FORK_SERVER.append(forkserver.start(Path(f"{RES}/logs/fork_server.log")))
+        os.environ[forkserver.ENV] = _FORK_SERVER[0][1]
+
+
+def stop_fork_server():
+    """Stop the run's fork server, if one was started (onsuccess, onerror)."""
+    from mendrepro import forkserver
+
+    while _FORK_SERVER:
+        forkserver.stop(*_FORK_SERVER.pop())
+    os.environ.pop(forkserver.ENV, None)
+
+
 # Data files fetched (paper profile) rather than generated (tiny profile), and models taken from a checkpoint
 # (`source`) rather than pre-trained here.
 DOWNLOADS = config.get("downloads", {})
