@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -35,6 +36,7 @@ SERVED = frozenset({"world", "pretrain", "self-sample", "train", "evaluate"})
 _HEADER = struct.Struct("!Q")
 _STATUS = struct.Struct("!i")
 _ACCEPTED = b"A"
+_PREFIX = "mendrepro-fork-"
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -151,6 +153,8 @@ def serve(path: str, parent: int, main=None) -> None:
             _kill(pid)
         server.close()
         Path(path).unlink(missing_ok=True)
+        if Path(path).parent.name.startswith(_PREFIX):  # start()'s own folder (a killed run calls no stop())
+            shutil.rmtree(Path(path).parent, ignore_errors=True)
 
 
 def _accept(server: socket.socket, jobs: dict, main) -> None:
@@ -206,7 +210,7 @@ def start(log: Path) -> tuple[object, str]:
     ``MENDREPRO_FORK_SERVER``, which the caller sets once the server is started."""
     import subprocess
 
-    path = os.path.join(tempfile.mkdtemp(prefix="mendrepro-fork-"), "socket")
+    path = os.path.join(tempfile.mkdtemp(prefix=_PREFIX), "socket")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
