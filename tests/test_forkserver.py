@@ -200,3 +200,20 @@ def test_the_real_cli_forked_writes_what_a_plain_process_writes(tmp_path):
     finally:
         forkserver.stop(proc, sock)
     assert not Path(sock).parent.exists()
+
+
+def test_a_killed_servers_socket_folder_is_removed_and_a_live_ones_kept(fake_server, tmp_path):
+    """SIGKILL of a run's process group leaves the server's socket folder; the next start removes it, not a live
+    server's, nor a folder whose server is still importing (no socket yet)."""
+    import socket
+
+    live_sock, _ = fake_server
+    dead, live, starting = (tmp_path / f"{forkserver._PREFIX}{name}" for name in ("dead", "live", "starting"))
+    for folder in (dead, live, starting):
+        folder.mkdir()
+    left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    left.bind(str(dead / "socket"))  # bound, never listening again: what a killed server leaves
+    left.close()
+    (live / "socket").symlink_to(live_sock)
+    assert forkserver.remove_stale(str(tmp_path)) == [dead]
+    assert not dead.exists() and live.exists() and starting.exists()

@@ -205,11 +205,30 @@ def _reap(jobs: dict) -> None:
         del jobs[conn]
 
 
+def remove_stale(folder: str | None = None) -> list[Path]:
+    """Remove the socket folders of servers killed with their run (SIGKILL leaves them): a socket nothing listens on.
+    A folder without a socket yet may be a server still importing, and is kept."""
+    removed = []
+    for sock in Path(folder or tempfile.gettempdir()).glob(f"{_PREFIX}*/socket"):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(sock))
+        except ConnectionRefusedError:
+            shutil.rmtree(sock.parent, ignore_errors=True)
+            removed.append(sock.parent)
+        except OSError:
+            pass
+        finally:
+            probe.close()
+    return removed
+
+
 def start(log: Path) -> tuple[object, str]:
     """Start a server for this (Snakemake) process; returns its Popen and socket path. Jobs find it through
     ``MENDREPRO_FORK_SERVER``, which the caller sets once the server is started."""
     import subprocess
 
+    remove_stale()
     path = os.path.join(tempfile.mkdtemp(prefix=_PREFIX), "socket")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
