@@ -33,6 +33,8 @@ FAKE_SERVER = textwrap.dedent(
             time.sleep(120)
         if argv[-1] == "exit-text":
             sys.exit("a one-line error")
+        if argv[-1] == "none":
+            return None
         if argv[-1] == "raise":
             raise ValueError("boom")
         print(json.dumps({"argv": argv, "cwd": os.getcwd(), "x": os.environ.get("X"),
@@ -91,9 +93,9 @@ def test_a_forked_job_has_the_jobs_streams_directory_environment_and_status(fake
 
 @pytest.mark.parametrize(
     ("last", "status", "stderr"),
-    [("exit-text", 1, "a one-line error"), ("raise", 1, "ValueError: boom")],
+    [("exit-text", 1, "a one-line error"), ("raise", 1, "ValueError: boom"), ("none", 0, "")],
 )
-def test_a_failing_job_exits_as_its_own_process_would(fake_server, tmp_path, last, status, stderr):
+def test_a_job_exits_as_its_own_process_would(fake_server, tmp_path, last, status, stderr):
     sock, _ = fake_server
     proc = _client(sock, ["evaluate", last], tmp_path)
     _, err = proc.communicate(timeout=60)

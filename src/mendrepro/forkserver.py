@@ -106,9 +106,9 @@ def _run_child(main, request: dict, fds: list[int]) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         code = main(request["argv"])
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        if isinstance(e.code, str):
-            print(e.code, file=sys.stderr)
+        code = e.code
+        if not isinstance(code, int | None):
+            print(code, file=sys.stderr)
     except BaseException:
         import traceback
 
@@ -123,7 +123,8 @@ def _run_child(main, request: dict, fds: list[int]) -> None:
                 stream.flush()
             except Exception:
                 pass
-        os._exit(code if isinstance(code, int) else 1)
+        # sys.exit's rule for main's value or SystemExit's code: None is 0, an int itself, anything else 1.
+        os._exit(0 if code is None else code if isinstance(code, int) else 1)
 
 
 def serve(path: str, parent: int, main=None) -> None:
@@ -248,11 +249,7 @@ def stop(proc, path: str) -> None:
         proc.wait(timeout=10)
     except Exception:
         proc.kill()
-    Path(path).unlink(missing_ok=True)
-    try:
-        os.rmdir(os.path.dirname(path))
-    except OSError:
-        pass
+    shutil.rmtree(Path(path).parent, ignore_errors=True)  # the server removes it itself unless it had to be killed
 
 
 if __name__ == "__main__":
