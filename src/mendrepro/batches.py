@@ -8,7 +8,9 @@ Every batch is a dict with ``input_ids``, ``attention_mask`` and ``labels``:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
+from itertools import chain
 
 import torch
 from torch import nn
@@ -112,6 +114,41 @@ def to_device(batch: Batch, device: torch.device | str) -> Batch:
     return {k: v.to(device) for k, v in batch.items()}
 
 
+# Each model's tied names, found once: torch.func.functional_call finds them itself on every call by walking every
+# module and parameter, which was a tenth of a tiny editor's training step. Tie structure is fixed when a model is
+# built (tie_weights) and nothing in the project re-ties a model afterwards.
+_TIED_NAMES: weakref.WeakKeyDictionary[nn.Module, dict[str, tuple[str, ...]]] = weakref.WeakKeyDictionary()
+
+
+def tied_names(model: nn.Module) -> dict[str, tuple[str, ...]]:
+    """For every parameter or buffer name whose tensor the model holds under more than one name, all its names."""
+    groups = _TIED_NAMES.get(model)
+    if groups is None:
+        names: dict[int, list[str]] = {}
+        for name, tensor in chain(
+            model.named_parameters(remove_duplicate=False), model.named_buffers(remove_duplicate=False)
+        ):
+            names.setdefault(id(tensor), []).append(name)
+        groups = {n: tuple(group) for group in names.values() if len(group) > 1 for n in group}
+        _TIED_NAMES[model] = groups
+    return groups
+
+
+def untie(model: nn.Module, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``params`` with each given tensor also under the other names of a tied one, as functional_call's own
+    untying makes it (a tied tensor given two different values is an error there and here)."""
+    groups = tied_names(model)
+    if not any(name in groups for name in params):
+        return params
+    out = dict(params)
+    for name, value in params.items():
+        for other in groups.get(name, ()):
+            if other in params and params[other] is not value:
+                raise ValueError(f"tied parameters {name!r} and {other!r} were given different values")
+            out[other] = value
+    return out
+
+
 def forward(
     model: nn.Module,
     batch: Batch,
@@ -132,7 +169,7 @@ def forward(
         # Decoder inputs from the labels without passing labels, so the model does not compute a loss we discard.
         kwargs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
     if params:
-        out = functional_call(model, params, args=(), kwargs=kwargs, strict=False)
+        out = functional_call(model, untie(model, params), args=(), kwargs=kwargs, strict=False, tie_weights=False)
     else:
         out = model(**kwargs)
     return out if isinstance(out, torch.Tensor) else out.logits

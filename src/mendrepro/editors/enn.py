@@ -33,7 +33,7 @@ class EditableNetwork(Editor):
     def __init__(self, model: nn.Module, family: str, param_names: list[str], cfg: ENNConfig):
         super().__init__(model, family, param_names)
         self.cfg = cfg
-        # named_parameters drops tied duplicates (GPT-2's lm_head, BART's shared embeddings); functional_call
+        # named_parameters drops tied duplicates (GPT-2's lm_head, BART's shared embeddings); batches.forward
         # re-ties them, so one copy per distinct tensor is what ENN trains.
         self.names = [n for n, _ in model.named_parameters()]
         self.weights = nn.ParameterDict(
