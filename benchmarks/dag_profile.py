@@ -3,9 +3,11 @@
     .venv/bin/python -m benchmarks.dag_profile results/tiny [seed0]
 
 prints, per rule, the number of jobs, their summed wall time and CPU time, the slowest job, and the largest peak
-resident set (`max_rss`), plus the share of each rule in the summed wall time. A second argument keeps one folder
-of benchmarks/ (e.g. `seed0`: one seed's jobs; the memory probe, shared by every seed, is always kept). Every job
-of this DAG is single-threaded, so summed wall time / cores is a lower bound of the run's wall time.
+resident set (`max_rss`), plus the share of each rule in the summed wall time. Where the run forked its jobs from
+the fork server, the forked rules' CPU time and max RSS are shown as a dash (they are the waiting client's). A second
+argument keeps one folder of benchmarks/ (e.g. `seed0`: one seed's jobs; the memory probe, shared by every seed, is
+always kept). Every job of this DAG is single-threaded, so summed wall time / cores is a lower bound of the run's
+wall time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+
+# The rules whose jobs a local run forks from the fork server (mendrepro.forkserver.SERVED): their benchmark files'
+# CPU time and max RSS are the waiting client's, not the job's, so a forked run's profile leaves them out.
+FORKED_RULES = {"pretrain", "train", "evaluate", "lr_grid"}
 
 
 def load(results: Path, only: str | None = None) -> pd.DataFrame:
@@ -38,7 +44,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         {
             "jobs": g.size(),
             "wall_s": g["s"].sum().round(0),
-            "cpu_s": g["cpu_time"].sum().round(0),
+            "cpu_s": g["cpu_time"].sum(min_count=1).round(0),
             "slowest_s": g["s"].max().round(1),
             "max_rss_mb": g["max_rss"].max().round(0),
         }
@@ -47,20 +53,30 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("wall_s", ascending=False)
 
 
+def _markdown(df: pd.DataFrame, **kwargs) -> str:
+    """``df`` as a markdown table, a left-out number as a dash (tabulate's missingval applies to None, not NaN)."""
+    return df.astype(object).where(df.notna(), None).to_markdown(missingval="—", **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     results = Path(argv[0] if argv else "results/tiny")
     df = load(results, argv[1] if len(argv) > 1 else None)
+    forked = (results / "logs" / "fork_server.log").exists()
+    if forked:
+        df.loc[df["rule"].isin(FORKED_RULES), ["cpu_time", "max_rss"]] = float("nan")
     table = summary(df)
-    print(table.to_markdown())
-    print(f"\n{len(df)} jobs, {df['s'].sum():.0f} s summed wall time, {df['cpu_time'].sum():.0f} s CPU time")
-    if (results / "logs" / "fork_server.log").exists():
+    print(_markdown(table))
+    cpu = "" if forked else f", {df['cpu_time'].sum():.0f} s CPU time"
+    print(f"\n{len(df)} jobs, {df['s'].sum():.0f} s summed wall time{cpu}")
+    if forked:
         print(
             "jobs of this run were forked from the fork server (mendrepro.forkserver): their wall times are the"
-            " jobs', their CPU time and max RSS the waiting processes' (re-run with --config fork_server=false)"
+            " jobs'; CPU time and max RSS are left out for them, being the waiting processes'"
+            " (re-run with --config fork_server=false for those)"
         )
     slow = df.sort_values("s", ascending=False).head(10)
-    print("\nslowest jobs:\n" + slow[["job", "s", "max_rss"]].to_markdown(index=False))
+    print("\nslowest jobs:\n" + _markdown(slow[["job", "s", "max_rss"]], index=False))
     return 0
 
 
