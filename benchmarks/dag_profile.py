@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-# The rules whose jobs a local run forks from the fork server (mendrepro.forkserver.SERVED): their benchmark files'
-# CPU time and max RSS are the waiting client's, not the job's, so a forked run's profile leaves them out.
-FORKED_RULES = {"pretrain", "train", "evaluate", "lr_grid"}
+from mendrepro.forkserver import SERVED
+
+# The command each benchmark folder's jobs run, where the folder is not named after it. A local run forks the served
+# commands' jobs from the fork server: their benchmark files' CPU time and max RSS are the waiting client's.
+_COMMAND = {"lr_grid": "train"}
 
 
 def load(results: Path, only: str | None = None) -> pd.DataFrame:
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     df = load(results, argv[1] if len(argv) > 1 else None)
     forked = (results / "logs" / "fork_server.log").exists()
     if forked:
-        df.loc[df["rule"].isin(FORKED_RULES), ["cpu_time", "max_rss"]] = float("nan")
+        served = df["rule"].map(lambda rule: _COMMAND.get(rule, rule)).isin(SERVED)
+        df.loc[served, ["cpu_time", "max_rss"]] = float("nan")
     table = summary(df)
     print(_markdown(table))
     cpu = "" if forked else f", {df['cpu_time'].sum():.0f} s CPU time"
