@@ -161,8 +161,11 @@ def test_the_merged_config_passes_the_workflow_checks(name):
     check_config(tiny_with(f"{name}.yaml"), load_schema(ROOT / "config" / "schema.yaml"))
 
 
-# Every overlay with a grid of its own: the editors it covers (the model overlays', and the edit-difficulty study's).
-GRIDS = {name: spec[3] for name, spec in OVERLAYS.items()} | {"tiny-hard-edits": ["wikitext/gpt2/mend"]}
+# Every overlay with a grid of its own: the editors it covers (the model overlays', the edit-difficulty study's and
+# the Wikitext training-set study's).
+GRIDS = {name: spec[3] for name, spec in OVERLAYS.items()} | {
+    name: ["wikitext/gpt2/mend"] for name in ("tiny-hard-edits", "tiny-more-passages")
+}
 
 
 @pytest.mark.parametrize("name", sorted(GRIDS))

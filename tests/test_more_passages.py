@@ -1,0 +1,65 @@
+"""config/tiny-more-passages.yaml (the Wikitext training-set study) changes the tiny profile only in its name, its
+paths, the world's number of persons, its grid's scope and MEND's choice; the larger world gives the editors fifteen
+times as many Wikitext training passages and keeps the dev passages' number."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import load_config_file, tiny_with
+from test_model_overlays import plan_documented_commands
+
+from mendrepro.checks import check_config, load_schema
+from mendrepro.data.synthetic import WorldConfig, generate_world
+
+ROOT = Path(__file__).resolve().parents[1]
+OVERLAY = "tiny-more-passages.yaml"
+PROFILE = "tiny-more-passages"
+
+
+def test_the_overlay_sets_only_the_profile_paths_world_size_and_scope():
+    overlay = load_config_file(OVERLAY)
+    assert set(overlay) <= {"profile", "data", "world", "lr_grid", "train_lr", "train_c_edit"}
+    assert overlay["world"] == {"n_subjects": 3000}
+    assert overlay["lr_grid"] == {"editors": ["wikitext/gpt2/mend"]}
+    for mapping in ("train_lr", "train_c_edit"):
+        assert set(overlay.get(mapping, {})) <= {"wikitext/gpt2/mend"}
+
+
+def test_everything_but_the_world_size_is_the_tiny_profile():
+    tiny, more = load_config_file("tiny.yaml"), tiny_with(OVERLAY)
+    assert more["profile"] == PROFILE
+    assert more["data"] == {k: v.replace("results/tiny/", f"results/{PROFILE}/") for k, v in tiny["data"].items()}
+    assert more["world"].pop("n_subjects") == 3000 and tiny["world"].pop("n_subjects") == 300
+    assert more["world"] == tiny["world"]
+    assert more["lr_grid"].pop("editors") == ["wikitext/gpt2/mend"]
+    assert more["lr_grid"] == tiny["lr_grid"]
+    for mapping in ("train_lr", "train_c_edit"):
+        assert {k: v for k, v in more[mapping].items() if k != "wikitext/gpt2/mend"} == {
+            k: v for k, v in tiny[mapping].items() if k != "wikitext/gpt2/mend"
+        }
+    rest = ("profile", "data", "world", "lr_grid", "train_lr", "train_c_edit")
+    assert {k: v for k, v in more.items() if k not in rest} == {k: v for k, v in tiny.items() if k not in rest}
+
+
+def test_the_merged_config_passes_the_workflow_checks():
+    check_config(tiny_with(OVERLAY), load_schema(ROOT / "config" / "schema.yaml"))
+
+
+def test_ten_times_the_persons_give_fifteen_times_the_training_passages_and_the_same_dev_passages():
+    """The world of the overlay against the tiny profile's: the same number of dev articles (60 validate, the rest
+    are reported); 2785 training articles instead of 85 and an almanac ten times as long, so 5262 training passages
+    of at least 50 words (each one self-sampled Wikitext edit) instead of 347."""
+    worlds = {n: generate_world(WorldConfig(n_subjects=n, n_wiki_valid=215)) for n in (300, 3000)}
+    assert len(worlds[300].wiki_valid) == len(worlds[3000].wiki_valid) == 215
+    assert len(worlds[300].wiki_train) == 86 and len(worlds[3000].wiki_train) == 2786  # persons' articles + almanac
+    passages = {n: [p for a in w.wiki_train for p in a.paragraphs if len(p.split()) >= 50] for n, w in worlds.items()}
+    assert (len(passages[300]), len(passages[3000])) == (347, 5262)
+
+
+def test_the_studys_documented_commands_plan_its_grid_and_its_evaluations(tmp_path):
+    """The two commands of the overlay's header, as written there: the large world, GPT-2's pre-training, the
+    self-samples and MEND's 12 grid cells, then MEND's training and the three evaluations."""
+    grid, evaluation = plan_documented_commands(ROOT / "config" / OVERLAY, tmp_path)
+    assert grid["lr_grid_train"] == 12 and grid["self_sample"] == 1 and grid["pretrain"] == 1
+    assert evaluation["train_editor"] == 1 and evaluation["evaluate"] == 3
