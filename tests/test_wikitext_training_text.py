@@ -1,0 +1,28 @@
+"""benchmarks/wikitext_training_text.py: the training texts it builds from a tiny world's wiki.train.raw."""
+
+from __future__ import annotations
+
+from benchmarks.wikitext_training_text import _articles, _windows
+from mendrepro.data.synthetic import WorldConfig, generate_world, wikitext_raw
+
+
+def _words(text: str, add_special_tokens: bool = True) -> dict:
+    return {"input_ids": text.split()}
+
+
+def test_the_almanac_is_split_off_the_articles():
+    world = generate_world(WorldConfig(n_subjects=20, n_wiki_valid=5))
+    articles, almanac = _articles(wikitext_raw(world.wiki_train))
+    assert almanac.startswith(" = Almanac of the world = ")
+    persons = [a for a in world.wiki_train if a.title != "Almanac of the world"]
+    assert len(persons) == 15 and all(f" = {a.title} = " in articles for a in persons)
+    assert all(a.paragraphs[0] in articles for a in persons) and "Almanac" not in articles
+
+
+def test_a_window_starts_at_every_sentence_while_enough_tokens_remain():
+    paragraph = " . ".join(f"s{i} " + " ".join(["w"] * 9) for i in range(4))  # 4 sentences of 10 words, 3 " . "
+    # From s0 on 43 tokens (the " . " included), from s1 32, from s2 21, from s3 10.
+    assert [w.split()[0] for w in _windows(_words, [paragraph], min_tokens=21)] == ["s0", "s1", "s2"]
+    windows = _windows(_words, [paragraph], min_tokens=22)
+    assert [w.split()[0] for w in windows] == ["s0", "s1"]
+    assert windows[0] == paragraph and windows[1] == paragraph[paragraph.index("s1") :]
