@@ -164,7 +164,8 @@ def test_the_merged_config_passes_the_workflow_checks(name):
 # Every overlay with a grid of its own: the editors it covers (the model overlays', the edit-difficulty study's and
 # the Wikitext training-set study's).
 GRIDS = {name: spec[3] for name, spec in OVERLAYS.items()} | {
-    name: ["wikitext/gpt2/mend"] for name in ("tiny-hard-edits", "tiny-more-passages")
+    "tiny-hard-edits": ["wikitext/gpt2/mend"],
+    "tiny-more-passages": [f"wikitext/{model}/mend" for model in ("gpt2", "gptneo", "gptj")],
 }
 
 
@@ -252,10 +253,18 @@ def _documented_commands(overlay: Path) -> list[list[str]]:
     for command in commands:
         argv = []
         for word in command.split():
-            braces = re.fullmatch(r"(.*)\{([^}]*,[^}]*)\}(.*)", word)
-            argv += [f"{braces[1]}{x}{braces[3]}" for x in braces[2].split(",")] if braces else [word]
+            argv += _expand_braces(word)
         words.append(argv)
     return words
+
+
+def _expand_braces(word: str) -> list[str]:
+    """A word's brace expansion as bash does it, every group in turn (`a/{b,c}/{d,e}` gives four words)."""
+    braces = re.search(r"\{([^{}]*,[^{}]*)\}", word)
+    if not braces:
+        return [word]
+    head, tail = word[: braces.start()], word[braces.end() :]
+    return [w for x in braces[1].split(",") for w in _expand_braces(f"{head}{x}{tail}")]
 
 
 def plan_documented_commands(overlay: Path, tmp_path: Path) -> list[dict[str, int]]:
@@ -279,3 +288,16 @@ def test_the_width_studys_documented_commands_plan_its_grid_and_its_evaluations(
     grid, evaluation = plan_documented_commands(ROOT / "config/tiny-wide-gpt2.yaml", tmp_path)
     assert grid["lr_grid_train"] == 12 and grid["lr_grid"] == 1
     assert evaluation["train_editor"] == 1 and evaluation["evaluate"] == 3 and "lr_grid_train" not in evaluation
+
+
+@pytest.mark.parametrize(
+    ("word", "words"),
+    [
+        ("results/a.json", ["results/a.json"]),
+        ("r/{b,c}/x", ["r/b/x", "r/c/x"]),
+        ("r/{b,c}/{d,e}/x", ["r/b/d/x", "r/b/e/x", "r/c/d/x", "r/c/e/x"]),
+        ("r/{b}/x", ["r/{b}/x"]),  # no comma: bash leaves it as it is
+    ],
+)
+def test_documented_words_expand_their_braces_as_bash_does(word, words):
+    assert _expand_braces(word) == words

@@ -15,15 +15,16 @@ from mendrepro.data.synthetic import WorldConfig, generate_world
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAY = "tiny-more-passages.yaml"
 PROFILE = "tiny-more-passages"
+MEND = [f"wikitext/{model}/mend" for model in ("gpt2", "gptneo", "gptj")]
 
 
 def test_the_overlay_sets_only_the_profile_paths_world_size_and_scope():
     overlay = load_config_file(OVERLAY)
     assert set(overlay) <= {"profile", "data", "world", "lr_grid", "train_lr", "train_c_edit"}
     assert overlay["world"] == {"n_subjects": 3000}
-    assert overlay["lr_grid"] == {"editors": ["wikitext/gpt2/mend"]}
+    assert overlay["lr_grid"] == {"editors": MEND}
     for mapping in ("train_lr", "train_c_edit"):
-        assert set(overlay.get(mapping, {})) <= {"wikitext/gpt2/mend"}
+        assert set(overlay.get(mapping, {})) <= set(MEND)
 
 
 def test_everything_but_the_world_size_is_the_tiny_profile():
@@ -32,11 +33,11 @@ def test_everything_but_the_world_size_is_the_tiny_profile():
     assert more["data"] == {k: v.replace("results/tiny/", f"results/{PROFILE}/") for k, v in tiny["data"].items()}
     assert more["world"].pop("n_subjects") == 3000 and tiny["world"].pop("n_subjects") == 300
     assert more["world"] == tiny["world"]
-    assert more["lr_grid"].pop("editors") == ["wikitext/gpt2/mend"]
+    assert more["lr_grid"].pop("editors") == MEND
     assert more["lr_grid"] == tiny["lr_grid"]
     for mapping in ("train_lr", "train_c_edit"):
-        assert {k: v for k, v in more[mapping].items() if k != "wikitext/gpt2/mend"} == {
-            k: v for k, v in tiny[mapping].items() if k != "wikitext/gpt2/mend"
+        assert {k: v for k, v in more[mapping].items() if k not in MEND} == {
+            k: v for k, v in tiny[mapping].items() if k not in MEND
         }
     rest = ("profile", "data", "world", "lr_grid", "train_lr", "train_c_edit")
     assert {k: v for k, v in more.items() if k not in rest} == {k: v for k, v in tiny.items() if k not in rest}
@@ -58,8 +59,9 @@ def test_ten_times_the_persons_give_fifteen_times_the_training_passages_and_the_
 
 
 def test_the_studys_documented_commands_plan_its_grid_and_its_evaluations(tmp_path):
-    """The two commands of the overlay's header, as written there: the large world, GPT-2's pre-training, the
-    self-samples and MEND's 12 grid cells, then MEND's training and the three evaluations."""
+    """The two commands of the overlay's header, as written there: the large world, the three GPT-class models'
+    pre-training, the self-samples and MEND's 12 grid cells on each, then MEND's training and three evaluations on
+    each model."""
     grid, evaluation = plan_documented_commands(ROOT / "config" / OVERLAY, tmp_path)
-    assert grid["lr_grid_train"] == 12 and grid["self_sample"] == 1 and grid["pretrain"] == 1
-    assert evaluation["train_editor"] == 1 and evaluation["evaluate"] == 3
+    assert grid["lr_grid_train"] == 36 and grid["self_sample"] == 1 and grid["pretrain"] == 3
+    assert evaluation["train_editor"] == 3 and evaluation["evaluate"] == 9
