@@ -78,6 +78,9 @@ def _train(name: str, exp: dict, model: Path, files: dict, out: Path) -> tuple[s
 
 
 def main(run: Path, out: Path) -> None:
+    manifest = run / "seed0/wikitext/gpt2/mend/manifest.json"
+    if not manifest.is_file():
+        raise SystemExit(f"wikitext_training_text: {manifest}: no such file (a finished tiny run's MEND on GPT-2)")
     out.mkdir(parents=True, exist_ok=True)
     seed0, world = run / "seed0", run / "world/wikitext"
     model = seed0 / "models/gpt2"
@@ -101,12 +104,13 @@ def main(run: Path, out: Path) -> None:
     pre = json.loads((run / "seed0/wikitext/gpt2/mend/manifest.json").read_text())["experiment"]
     pre_exp = {k: pre[k] for k in ("model", "pretrain", "profile", "seed", "task", "task_options")}
     half_model = out / "half_gpt2"
-    subprocess.run(
-        [sys.executable, "-m", "mendrepro", "--threads", "2", "pretrain", "--exp", json.dumps(pre_exp), "--world",
-         str(half_world), "--tokenizer", str(run / "tokenizer"), "--out", str(half_model), "--metrics",
-         str(out / "half_gpt2.metrics.json")],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with open(out / "half_gpt2.log", "w") as log:
+        subprocess.run(
+            [sys.executable, "-m", "mendrepro", "--threads", "2", "pretrain", "--exp", json.dumps(pre_exp), "--world",
+             str(half_world), "--tokenizer", str(run / "tokenizer"), "--out", str(half_model), "--metrics",
+             str(out / "half_gpt2.metrics.json")],
+            check=True, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     for name in halves:
         _sample(half_model, _windows(tok, load_wikitext_raw(out / f"{name}.raw", 50)), out / f"{name}.json", 0)
     _sample(half_model, load_wikitext_raw(world / "wiki.valid.raw", 50), out / "half_valid.json", 1)

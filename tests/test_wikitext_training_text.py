@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from benchmarks.wikitext_training_text import _articles, _windows
+import pytest
+
+from benchmarks.wikitext_training_text import _articles, _windows, main
 from mendrepro.data.synthetic import WorldConfig, generate_world, wikitext_raw
 
 
@@ -26,3 +28,9 @@ def test_a_window_starts_at_every_sentence_while_enough_tokens_remain():
     windows = _windows(_words, [paragraph], min_tokens=22)
     assert [w.split()[0] for w in windows] == ["s0", "s1"]
     assert windows[0] == paragraph and windows[1] == paragraph[paragraph.index("s1") :]
+
+
+def test_a_run_without_mend_on_gpt2_is_one_line_naming_the_file(tmp_path):
+    with pytest.raises(SystemExit, match=r"wikitext_training_text: .*manifest.json: no such file"):
+        main(tmp_path / "results/tiny", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
