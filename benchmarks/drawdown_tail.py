@@ -10,47 +10,32 @@ the edits that change it most, and the ES of that tenth.
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-
-def per_edit(path: Path) -> pd.DataFrame:
-    """One row per edit record: ES, summed locality NLL and tokens of the original and the edited model."""
-    rows = []
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
-        before, after = r["locality_original"], r["locality_after"]
-        rows.append(
-            {
-                "es": r["es"],
-                "nll_before": sum(before["nll"]),
-                "nll_after": sum(after["nll"]),
-                "tokens": sum(before["tokens"]),
-            }
-        )
-    return pd.DataFrame(rows)
+from mendrepro.evaluate import aggregate, read_records
 
 
-def summary(edits: pd.DataFrame) -> dict:
-    """The cell's ES and pooled drawdown, and how the drawdown's NLL change is spread over the edits."""
-    change = (edits["nll_after"] - edits["nll_before"]) / edits["tokens"]
-    tokens = edits["tokens"].sum()
-    dd = math.exp(edits["nll_after"].sum() / tokens) - math.exp(edits["nll_before"].sum() / tokens)
-    top = change.sort_values(ascending=False).index[: max(1, len(edits) // 10)]
-    summed = (edits["nll_after"] - edits["nll_before"]).sum()
+def summary(records: list[dict]) -> dict:
+    """The cell's ES and pooled drawdown against the original model (the evaluation's own aggregation), and how
+    the drawdown's NLL change is spread over the edits."""
+    cell = aggregate(records, "lm")
+    change = pd.Series([sum(r["locality_after"]["nll"]) - sum(r["locality_original"]["nll"]) for r in records])
+    tokens = pd.Series([sum(r["locality_original"]["tokens"]) for r in records])
+    es = pd.Series([r["es"] for r in records])
+    per_token = change / tokens
+    top = per_token.sort_values(ascending=False).index[: max(1, len(records) // 10)]
     return {
-        "edits": len(edits),
-        "es": edits["es"].mean(),
-        "ppl_dd": dd,
-        "median": change.median(),
-        "p90": change.quantile(0.9),
-        "max": change.max(),
-        "top_tenth_share": (edits.loc[top, "nll_after"] - edits.loc[top, "nll_before"]).sum() / summed,
-        "top_tenth_es": edits.loc[top, "es"].mean(),
+        "edits": cell["n"],
+        "es": cell["es"],
+        "ppl_dd": cell["dd_original"],
+        "median": per_token.median(),
+        "p90": per_token.quantile(0.9),
+        "max": per_token.max(),
+        "top_tenth_share": change[top].sum() / change.sum(),
+        "top_tenth_es": es[top].mean(),
     }
 
 
@@ -58,7 +43,7 @@ def main(paths: list[str]) -> None:
     for p in paths:
         if not Path(p).is_file():
             raise SystemExit(f"drawdown_tail: {p}: no such file (an evaluation's edits.jsonl)")
-    table = pd.DataFrame([{"cell": p, **summary(per_edit(Path(p)))} for p in paths])
+    table = pd.DataFrame([{"cell": p, **summary(read_records(Path(p)))} for p in paths])
     print(table.to_markdown(index=False, floatfmt=".4f"))
 
 

@@ -28,24 +28,22 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mendrepro.data.synthetic import ALMANAC_TITLE
 from mendrepro.data.wikitext import load_wikitext_raw, write_self_sample
 from mendrepro.models import load_model
 from mendrepro.sampling import self_sample
 
-_ALMANAC = " = Almanac of the world = "
 _CELLS = ((3e-5, 0.1), (3e-4, 0.1))
 
 
-def _exp(run: Path, lr: float, c_edit: float) -> dict:
-    """The run's own MEND training experiment (its manifest), at another rate and edit weight and 400 steps."""
-    exp = json.loads((run / "seed0/wikitext/gpt2/mend/manifest.json").read_text())["experiment"]
-    exp["train"].update(lr=lr, c_edit=c_edit, steps=400)
-    return exp
+def _exp(base: dict, lr: float, c_edit: float) -> dict:
+    """The run's own MEND training experiment at another rate and edit weight, and 400 steps."""
+    return {**base, "train": {**base["train"], "lr": lr, "c_edit": c_edit, "steps": 400}}
 
 
 def _articles(raw: str) -> tuple[str, str]:
     """The articles part of a wiki.train.raw and its almanac."""
-    i = raw.index(_ALMANAC)
+    i = raw.index(f" = {ALMANAC_TITLE} = ")
     return raw[:i], raw[i:]
 
 
@@ -66,7 +64,7 @@ def _sample(model_dir: Path, passages: list[str], out: Path, seed: int) -> None:
     write_self_sample(out, self_sample(model, tok, passages, 10, 40, seed=seed))
 
 
-def _train(name: str, exp: dict, model: Path, files: dict, out: Path) -> tuple[str, dict]:
+def _train(name: str, exp: dict, model: Path, files: dict, out: Path) -> dict:
     d = out / name
     d.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "mendrepro", "--threads", "1", "train", "--exp", json.dumps(exp), "--model",
@@ -74,13 +72,14 @@ def _train(name: str, exp: dict, model: Path, files: dict, out: Path) -> tuple[s
            "--metrics", str(d / "train.json")]  # fmt: skip
     with open(d / "train.log", "w") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
-    return name, json.loads((d / "train.json").read_text())
+    return json.loads((d / "train.json").read_text())
 
 
 def main(run: Path, out: Path) -> None:
     manifest = run / "seed0/wikitext/gpt2/mend/manifest.json"
     if not manifest.is_file():
         raise SystemExit(f"wikitext_training_text: {manifest}: no such file (a finished tiny run's MEND on GPT-2)")
+    base = json.loads(manifest.read_text())["experiment"]
     out.mkdir(parents=True, exist_ok=True)
     seed0, world = run / "seed0", run / "world/wikitext"
     model = seed0 / "models/gpt2"
@@ -101,8 +100,7 @@ def main(run: Path, out: Path) -> None:
     (half_world / "wikitext").mkdir(parents=True, exist_ok=True)
     (half_world / "wikitext/wiki.train.raw").write_text((out / "seen.raw").read_text() + almanac)
     (half_world / "wikitext/wiki.valid.raw").write_text((world / "wiki.valid.raw").read_text())
-    pre = json.loads((run / "seed0/wikitext/gpt2/mend/manifest.json").read_text())["experiment"]
-    pre_exp = {k: pre[k] for k in ("model", "pretrain", "profile", "seed", "task", "task_options")}
+    pre_exp = {k: base[k] for k in ("model", "pretrain", "profile", "seed", "task", "task_options")}
     half_model = out / "half_gpt2"
     with open(out / "half_gpt2.log", "w") as log:
         subprocess.run(
@@ -119,7 +117,7 @@ def main(run: Path, out: Path) -> None:
     half_dev = {"self_sample_dev": out / "half_valid.json", "wiki_dev": world / "wiki.valid.raw"}
     jobs = []
     for lr, c in _CELLS:
-        exp = _exp(run, lr, c)
+        exp = _exp(base, lr, c)
         tiny = {"self_sample_train": seed0 / "self_sample/train.json", "wiki_train": world / "wiki.train.raw"}
         jobs += [
             (f"tiny passages, lr {lr:g}", exp, model, {**dev, **tiny}),
@@ -137,10 +135,11 @@ def main(run: Path, out: Path) -> None:
         done = list(pool.map(lambda j: _train(j[0].replace(" ", "_").replace(",", ""), *j[1:], out), jobs))
     print("| training text | step | val ES | val DD | allowed | val loc KL | train loc KL |")
     print("|---|---|---|---|---|---|---|")
-    for (label, *_), (_, summary) in zip(jobs, done, strict=True):
+    budget = base["train"]["checkpoint_budget"]["perplexity"]
+    for (label, *_), summary in zip(jobs, done, strict=True):
         for h in summary["history"]:
             print(
-                f"| {label} | {h['step']} | {h['es']:.3f} | {h['dd']:.4f} | {0.02 * h['ppl_original']:.4f} | "
+                f"| {label} | {h['step']} | {h['es']:.3f} | {h['dd']:.4f} | {budget * h['ppl_original']:.4f} | "
                 f"{h['loc']:.4f} | {h['train_loc']:.4f} |"
             )
     half = json.loads((out / "half_gpt2.metrics.json").read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.wikitext_training_text import _articles, _windows, main
-from mendrepro.data.synthetic import WorldConfig, generate_world, wikitext_raw
+from mendrepro.data.synthetic import ALMANAC_TITLE, WorldConfig, generate_world, wikitext_raw
 
 
 def _words(text: str, add_special_tokens: bool = True) -> dict:
@@ -15,8 +15,8 @@ def _words(text: str, add_special_tokens: bool = True) -> dict:
 def test_the_almanac_is_split_off_the_articles():
     world = generate_world(WorldConfig(n_subjects=20, n_wiki_valid=5))
     articles, almanac = _articles(wikitext_raw(world.wiki_train))
-    assert almanac.startswith(" = Almanac of the world = ")
-    persons = [a for a in world.wiki_train if a.title != "Almanac of the world"]
+    assert almanac.startswith(f" = {ALMANAC_TITLE} = ")
+    persons = [a for a in world.wiki_train if a.title != ALMANAC_TITLE]
     assert len(persons) == 15 and all(f" = {a.title} = " in articles for a in persons)
     assert all(a.paragraphs[0] in articles for a in persons) and "Almanac" not in articles
 

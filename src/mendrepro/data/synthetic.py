@@ -456,6 +456,10 @@ def generate_world(cfg: WorldConfig | None = None) -> World:
     return World(cfg, subjects, objects, RELATIONS, NQ_RELATIONS, tuple(facts), splits, wiki_train, wiki_valid)
 
 
+# The title of the train corpus's last article, one short sentence per fact of the world.
+ALMANAC_TITLE = "Almanac of the world"
+
+
 def _make_wiki(
     rng: random.Random, cfg: WorldConfig, subjects: tuple[str, ...], facts: tuple[Fact, ...]
 ) -> tuple[tuple[Article, ...], tuple[Article, ...]]:
@@ -501,7 +505,7 @@ def _make_wiki(
         paragraphs[-1].append(sent)
     if len(paragraphs) > 1 and sum(len(x.split()) for x in paragraphs[-1]) < cfg.wiki_min_words:
         paragraphs[-2].extend(paragraphs.pop())  # no short last paragraph, or the filter would drop facts
-    train.append(Article("Almanac of the world", tuple(" ".join(p) for p in paragraphs)))
+    train.append(Article(ALMANAC_TITLE, tuple(" ".join(p) for p in paragraphs)))
     return tuple(train), valid
 
 
