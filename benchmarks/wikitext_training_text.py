@@ -1,11 +1,13 @@
 """Does the text MEND trains on decide its Wikitext trade? Two diagnostics on a finished tiny run.
 
-    .venv/bin/python -m benchmarks.wikitext_training_text results/tiny /tmp/wikitext-training-text
+    .venv/bin/python -m benchmarks.wikitext_training_text results/tiny-few-passages /tmp/wikitext-training-text
 
-MEND on the tiny GPT-2 is trained, 400 steps at the grid's rates 3e-5 and 3e-4 (c_edit 0.1), on other training
-text than the tiny profile's, and validated on the run's own 60 held-out dev passages:
+MEND on the run's GPT-2 is trained, 400 steps at the grid's rates 3e-5 and 3e-4 (c_edit 0.1), on other training
+text than the run's, and validated on the run's own 60 held-out dev passages. The run is that of
+config/tiny-few-passages.yaml (the 300-person world's Wikitext corpus, on which the question arose); any finished
+run works, its Wikitext world read where it wrote it:
 
-1. **Article passages.** The tiny profile's 347 training passages are 85 persons' articles and 262 paragraphs of
+1. **Article passages.** The small corpus's 347 training passages are 85 persons' articles and 262 paragraphs of
    the world's almanac (short claims in random order), while every dev passage is an article. Here the editor trains
    on the articles only, once with one passage per article (85) and once with a window starting at every sentence
    (266), its locality text the articles too.
@@ -75,13 +77,20 @@ def _train(name: str, exp: dict, model: Path, files: dict, out: Path) -> dict:
     return json.loads((d / "train.json").read_text())
 
 
+def _wiki_world(run: Path) -> tuple[Path, Path]:
+    """The run's Wikitext world folder and tokenizer: the corpus's own (config world.wikitext) when it has one."""
+    own = run / "world-wikitext"
+    return (own, run / "tokenizer-wikitext") if own.is_dir() else (run / "world", run / "tokenizer")
+
+
 def main(run: Path, out: Path) -> None:
     manifest = run / "seed0/wikitext/gpt2/mend/manifest.json"
     if not manifest.is_file():
         raise SystemExit(f"wikitext_training_text: {manifest}: no such file (a finished tiny run's MEND on GPT-2)")
     base = json.loads(manifest.read_text())["experiment"]
     out.mkdir(parents=True, exist_ok=True)
-    seed0, world = run / "seed0", run / "world/wikitext"
+    world_dir, tokenizer = _wiki_world(run)
+    seed0, world = run / "seed0", world_dir / "wikitext"
     model = seed0 / "models/gpt2"
     articles, almanac = _articles((world / "wiki.train.raw").read_text())
     (out / "articles.raw").write_text(articles)
@@ -105,7 +114,7 @@ def main(run: Path, out: Path) -> None:
     with open(out / "half_gpt2.log", "w") as log:
         subprocess.run(
             [sys.executable, "-m", "mendrepro", "--threads", "2", "pretrain", "--exp", json.dumps(pre_exp), "--world",
-             str(half_world), "--tokenizer", str(run / "tokenizer"), "--out", str(half_model), "--metrics",
+             str(half_world), "--tokenizer", str(tokenizer), "--out", str(half_model), "--metrics",
              str(out / "half_gpt2.metrics.json")],
             check=True, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -17,7 +17,7 @@ from mendrepro import cli
 from mendrepro.api import Request, load_editor
 from mendrepro.batches import forward
 from mendrepro.config import Experiment, base_model_experiment, resolve_experiment
-from mendrepro.data.synthetic import WorldConfig, all_world_texts, generate_world, write_world
+from mendrepro.data.synthetic import all_world_texts, generate_world, world_config, write_world
 from mendrepro.data.tokenizer import train_word_tokenizer
 from mendrepro.data.zsre import load_zsre
 from mendrepro.editors.registry import KINDS as REGISTRY
@@ -40,7 +40,7 @@ def _micro_config() -> dict:
 
 def _write_world(config: dict):
     """The micro world and its tokenizer where the workflow writes them (in the working directory)."""
-    world = generate_world(WorldConfig(**config["world"]))
+    world = generate_world(world_config(config["world"]))
     write_world(world, Path("results/micro/world"))
     return train_word_tokenizer(all_world_texts(world), Path("results/micro/tokenizer"))
 

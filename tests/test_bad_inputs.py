@@ -83,7 +83,21 @@ VALUE_CASES = [
     (
         "world.n_persons",
         3,
-        "world: unknown key 'n_persons'; keys: seed, n_subjects, n_objects_per_type, n_dev_facts, n_wiki_valid",
+        "world: unknown key 'n_persons'; keys: seed, n_subjects, n_objects_per_type, n_dev_facts, n_wiki_valid, "
+        "wikitext",
+    ),  # fmt: skip
+    ("world.wikitext.n_subjects", 1, f"world.wikitext.n_subjects: 1 {RANGE} 2"),
+    (
+        "world.wikitext.n_wiki_valid",
+        40,
+        "world.wikitext: WorldConfig.n_wiki_valid must be in [1, n_subjects), got 40",
+    ),  # fmt: skip
+    (
+        "world.wikitext.n_subjects",
+        60,
+        "data.wiki_train: with world.wikitext the Wikitext corpus has a world of its own, so its files must lie "
+        "outside the main world's folder results/micro/world (e.g. results/micro/world-wikitext/wikitext/"
+        "wiki.train.raw), got results/micro/world/wikitext/wiki.train.raw",
     ),  # fmt: skip
     ("tasks.zsre.n_heldout", 0, f"tasks.zsre.n_heldout: 0 {RANGE} 1"),
     (

@@ -21,7 +21,8 @@ OVERLAY = "tiny-hard-edits.yaml"
 
 def test_the_overlay_sets_only_the_profile_paths_temperature_and_scope():
     overlay = load_config_file(OVERLAY)
-    assert set(overlay) <= {"profile", "data", "tasks", "lr_grid", "train_lr", "train_c_edit"}
+    assert set(overlay) <= {"profile", "data", "world", "tasks", "lr_grid", "train_lr", "train_c_edit"}
+    assert overlay["world"] == {"wikitext": {"n_subjects": 300}}  # the corpus it was run on (tiny-few-passages)
     assert overlay["tasks"] == {"wikitext": {"sample_temperature": 1.55}}
     assert overlay["lr_grid"] == {"editors": ["wikitext/gpt2/mend"]}
     for mapping in ("train_lr", "train_c_edit"):
@@ -41,7 +42,8 @@ def test_everything_but_the_temperature_is_the_tiny_profile():
         assert {k: v for k, v in hard[mapping].items() if k != "wikitext/gpt2/mend"} == {
             k: v for k, v in tiny[mapping].items() if k != "wikitext/gpt2/mend"
         }
-    rest = ("profile", "data", "tasks", "lr_grid", "train_lr", "train_c_edit")
+    assert hard["world"] == {**tiny["world"], "wikitext": {"n_subjects": 300}}
+    rest = ("profile", "data", "world", "tasks", "lr_grid", "train_lr", "train_c_edit")
     assert {k: v for k, v in hard.items() if k not in rest} == {k: v for k, v in tiny.items() if k not in rest}
 
 

@@ -64,6 +64,9 @@ OVERLAYS = {
 # base models a fixed number of steps and keeps that rule; the wide GPT-2 trains to the tiny GPT-2's held-out
 # perplexity (300 steps, config/tiny-wide-gpt2.yaml).
 PRETRAIN = {"tiny-shallow": FORMER_PRETRAIN_RULE, "tiny-wide-gpt2": {"steps": 300}}
+# The GPT-2 studies keep the Wikitext corpus they were run on, the 300-person world's (config/tiny-few-passages.yaml).
+SMALL_WIKI_WORLD = {"wikitext": {"n_subjects": 300}}
+WORLD = {"tiny-deep": SMALL_WIKI_WORLD, "tiny-wide-gpt2": SMALL_WIKI_WORLD}
 EACH = pytest.mark.parametrize("name", sorted(OVERLAYS))
 
 
@@ -71,7 +74,8 @@ EACH = pytest.mark.parametrize("name", sorted(OVERLAYS))
 def test_the_overlay_sets_only_the_profile_paths_model_and_scope(name):
     model, changed, _, keys, studies = OVERLAYS[name]
     overlay = load_config_file(f"{name}.yaml")
-    assert set(overlay) <= {"profile", "data", "models", "lr_grid", "studies", "train_lr", "train_c_edit"}
+    assert set(overlay) <= {"profile", "data", "world", "models", "lr_grid", "studies", "train_lr", "train_c_edit"}
+    assert overlay.get("world") == WORLD.get(name)
     assert set(overlay["models"]) == {model}
     assert set(overlay["models"][model]) == changed | ({"pretrain"} if name in PRETRAIN else set())
     assert overlay["models"][model].get("pretrain") == PRETRAIN.get(name)
@@ -98,7 +102,8 @@ def test_everything_but_the_model_change_is_the_tiny_profile(name):
     }
     assert sorted(other["lr_grid"].pop("editors")) == sorted(keys)
     assert other["lr_grid"] == tiny["lr_grid"]
-    rest = ("profile", "data", "models", "lr_grid", "studies", "train_lr", "train_c_edit")
+    assert other["world"] == {**tiny["world"], **WORLD.get(name, {})}
+    rest = ("profile", "data", "world", "models", "lr_grid", "studies", "train_lr", "train_c_edit")
     assert {k: v for k, v in other.items() if k not in rest} == {k: v for k, v in tiny.items() if k not in rest}
     for mapping in ("train_lr", "train_c_edit"):
         assert {k: v for k, v in other[mapping].items() if k not in keys} == {
@@ -165,7 +170,7 @@ def test_the_merged_config_passes_the_workflow_checks(name):
 # the Wikitext training-set study's).
 GRIDS = {name: spec[3] for name, spec in OVERLAYS.items()} | {
     "tiny-hard-edits": ["wikitext/gpt2/mend"],
-    "tiny-more-passages": [f"wikitext/{model}/mend" for model in ("gpt2", "gptneo", "gptj")],
+    "tiny-few-passages": [f"wikitext/{model}/mend" for model in ("gpt2", "gptneo", "gptj")],
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.wikitext_training_text import _articles, _windows, main
+from benchmarks.wikitext_training_text import _articles, _wiki_world, _windows, main
 from mendrepro.data.synthetic import ALMANAC_TITLE, WorldConfig, generate_world, wikitext_raw
 
 
@@ -34,3 +34,11 @@ def test_a_run_without_mend_on_gpt2_is_one_line_naming_the_file(tmp_path):
     with pytest.raises(SystemExit, match=r"wikitext_training_text: .*manifest.json: no such file"):
         main(tmp_path / "results/tiny", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_runs_wikitext_world_is_its_own_when_it_has_one(tmp_path):
+    """A run with world.wikitext wrote its Wikitext corpus and tokenizer apart (world_wikitext); one without, in the
+    world's folder."""
+    assert _wiki_world(tmp_path) == (tmp_path / "world", tmp_path / "tokenizer")
+    (tmp_path / "world-wikitext").mkdir()
+    assert _wiki_world(tmp_path) == (tmp_path / "world-wikitext", tmp_path / "tokenizer-wikitext")

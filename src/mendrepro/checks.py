@@ -336,9 +336,9 @@ def dev_sizes(config: dict) -> dict[str, tuple[int, str]]:
         if path is None or task not in config["tasks"]:
             continue
         if "world" in config and key in WORLD_DEV:
-            from mendrepro.data.synthetic import WorldConfig
+            from mendrepro.data.synthetic import world_config
 
-            sizes[task] = (WorldConfig(**config["world"]).n_dev_facts, "world.n_dev_facts")
+            sizes[task] = (world_config(config["world"]).n_dev_facts, "world.n_dev_facts")
             continue
         path = path.format(seed=seed)
         if os.path.isfile(path):
@@ -450,6 +450,41 @@ def check_data_paths(config: dict) -> None:
                 )
 
 
+def _world_folder(path: str) -> str:
+    """A world's folder: two levels above one of its files (world/zsre/<file>), as the world rules write it."""
+    return os.path.normpath(os.path.dirname(os.path.dirname(path)))
+
+
+def check_world(config: dict) -> None:
+    """The world section builds (each WorldConfig's own bounds); with ``world.wikitext`` the Wikitext files lie in
+    one folder of their own, so that the two world rules never claim the same file."""
+    if "world" not in config:
+        return
+    from mendrepro.data.synthetic import world_config
+
+    for corpus, where in ((None, "world"), ("wikitext", "world.wikitext")):
+        try:
+            world_config(config["world"], corpus)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    if "wikitext" not in config["world"]:
+        return
+    data = config["data"]
+    wiki = {key: _world_folder(data[key]) for key in ("wiki_train", "wiki_dev")}
+    if wiki["wiki_train"] != wiki["wiki_dev"]:
+        raise ConfigError(
+            f"data.wiki_dev: with world.wikitext both Wikitext files come from one world, so it must lie in "
+            f"{wiki['wiki_train']} as data.wiki_train does, got {data['wiki_dev']}"
+        )
+    main = _world_folder(data["zsre_train"])
+    if wiki["wiki_train"] == main:
+        raise ConfigError(
+            f"data.wiki_train: with world.wikitext the Wikitext corpus has a world of its own, so its files must lie "
+            f"outside the main world's folder {main} (e.g. {main}-wikitext/wikitext/wiki.train.raw), got "
+            f"{data['wiki_train']}"
+        )
+
+
 def check_edit_params(config: dict) -> None:
     """Every ``models.<model>.edit_params`` entry is a regular expression (the training job would fail on it)."""
     for name, m in config["models"].items():
@@ -480,6 +515,7 @@ def check_config(config: dict, schema: dict) -> list[str]:
         raise ConfigError(str(e)) from None
     check_overrides(config, schema)
     check_data_paths(config)
+    check_world(config)
     return check_runs(config)
 
 

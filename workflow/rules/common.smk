@@ -110,6 +110,19 @@ TASK_FILES = {
 }
 WORLD_KEYS = [k for keys in TASK_FILES.values() for k in keys if not k.startswith("self_sample")]
 DATA_KEYS = [k for keys in TASK_FILES.values() for k in keys]
+# The Wikitext corpus may come from a world of its own (world.wikitext: the fields it changes), written by its own
+# rule with its own tokenizer; the models of the Wikitext task pre-train on it, every other model on the main world.
+WIKI_WORLD_KEYS = ["wiki_train", "wiki_dev"]
+OWN_WIKI_WORLD = "wikitext" in config.get("world", {})
+MAIN_WORLD_KEYS = [k for k in WORLD_KEYS if not (OWN_WIKI_WORLD and k in WIKI_WORLD_KEYS)]
+MAIN_WORLD = {k: v for k, v in config.get("world", {}).items() if k != "wikitext"}
+WIKI_WORLD = {**MAIN_WORLD, **config.get("world", {}).get("wikitext", {})}
+TOKENIZER = f"{RES}/tokenizer/tokenizer.json"
+WIKI_TOKENIZER = f"{RES}/tokenizer-wikitext/tokenizer.json" if OWN_WIKI_WORLD else TOKENIZER
+# (rule name, data keys, world section, tokenizer) of each world rule.
+WORLDS = [("world", MAIN_WORLD_KEYS, MAIN_WORLD, TOKENIZER)]
+if OWN_WIKI_WORLD:
+    WORLDS.append(("world_wikitext", WIKI_WORLD_KEYS, WIKI_WORLD, WIKI_TOKENIZER))
 
 
 def data_file(key, seed=None):
@@ -364,6 +377,20 @@ def world_dir(wildcards, output):
 
 def world_input_dir(wildcards, input):
     return os.path.dirname(os.path.dirname(input.world[0]))
+
+
+def _learns_wiki_world(model):
+    return OWN_WIKI_WORLD and config["models"][model]["task"] == "wikitext"
+
+
+def pretrain_world(wildcards):
+    """The world files a base model pre-trains on: the Wikitext world's for a Wikitext model when it has one."""
+    keys = WIKI_WORLD_KEYS if _learns_wiki_world(wildcards.model) else MAIN_WORLD_KEYS
+    return [data_file(k) for k in keys]
+
+
+def pretrain_tokenizer(wildcards):
+    return WIKI_TOKENIZER if _learns_wiki_world(wildcards.model) else TOKENIZER
 
 
 def check_train_lr():

@@ -2,22 +2,27 @@
 
 
 if "world" in config:
+    # The world, and with world.wikitext the Wikitext corpus's own world and tokenizer: a whole world is generated,
+    # its Wikitext files are the ones read (common.smk, WORLDS).
+    for _name, _keys, _spec, _tokenizer in WORLDS:
 
-    rule world:
-        output:
-            [data_file(k) for k in WORLD_KEYS],
-            tokenizer=f"{RES}/tokenizer/tokenizer.json",
-        log:
-            f"{RES}/logs/world.log",
-        conda:
-            "../../envs/mendrepro.yaml"
-        params:
-            launch=LAUNCH,
-            world=json.dumps(config["world"], sort_keys=True),
-            out=world_dir,
-        shell:
-            "{params.launch} world --world {params.world:q} --out {params.out} "
-            "--tokenizer $(dirname {output.tokenizer}) > {log} 2>&1"
+        rule:
+            name:
+                _name
+            output:
+                [data_file(k) for k in _keys],
+                tokenizer=_tokenizer,
+            log:
+                f"{RES}/logs/{_name}.log",
+            conda:
+                "../../envs/mendrepro.yaml"
+            params:
+                launch=LAUNCH,
+                world=json.dumps(_spec, sort_keys=True),
+                out=world_dir,
+            shell:
+                "{params.launch} world --world {params.world:q} --out {params.out} "
+                "--tokenizer $(dirname {output.tokenizer}) > {log} 2>&1"
 
 
 # One rule per data file the paper profile obtains rather than generates (config `downloads`):

@@ -3,8 +3,8 @@
 
 rule pretrain:
     input:
-        world=[data_file(k) for k in WORLD_KEYS],
-        tokenizer=f"{RES}/tokenizer/tokenizer.json",
+        world=pretrain_world,
+        tokenizer=pretrain_tokenizer,
     output:
         model=directory(f"{SEEDED}/models/{{model}}"),
         metrics=f"{SEEDED}/models/{{model}}.metrics.json",

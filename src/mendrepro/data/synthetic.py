@@ -57,6 +57,16 @@ class WorldConfig:
             raise ValueError(f"WorldConfig.n_wiki_valid must be in [1, n_subjects), got {self.n_wiki_valid}")
 
 
+def world_config(section: dict, corpus: str | None = None) -> WorldConfig:
+    """The WorldConfig of a config's ``world`` section. Its optional ``wikitext`` entry gives the Wikitext corpus a
+    world of its own (those fields over the section's); ``corpus="wikitext"`` returns that world, or the main one
+    when there is none."""
+    main = {k: v for k, v in section.items() if k != "wikitext"}
+    if corpus == "wikitext":
+        return WorldConfig(**{**main, **section.get("wikitext", {})})
+    return WorldConfig(**main)
+
+
 @dataclass(frozen=True)
 class Relation:
     """A relation with its paraphrase templates; `{s}` is the subject and `{o}` the object."""
