@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from mendrepro.checks import ConfigError, check_config, load_schema
-from mendrepro.data.synthetic import WorldConfig, world_config
+from mendrepro.data.synthetic import WorldConfig, world_config, world_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(ROOT / "config/schema.yaml")
@@ -45,6 +45,8 @@ def test_the_wikitext_world_is_its_fields_over_the_worlds():
     assert world_config(section, "wikitext") == WorldConfig(**{**main, "n_subjects": 30})
     # Without an entry the Wikitext corpus is the world's own.
     assert world_config(main, "wikitext") == world_config(main) == WorldConfig(**main)
+    # The fields as written, for the world rules' commands: no defaults filled in.
+    assert world_fields(section) == main and world_fields(section, "wikitext") == {**main, "n_subjects": 30}
 
 
 def test_a_config_with_its_own_wikitext_world_passes_the_checks():

@@ -12,6 +12,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from mendrepro.config import base_model_experiment, check_editors, resolve_experiment, table5_k_scaling
 from mendrepro.config import is_learned as _is_learned
+from mendrepro.data.synthetic import world_fields
 
 # Every editor's kind and options, typed: a typo fails here, naming the editor, the key and the allowed values.
 # Table 5's width scaling (tables.table5.k_scaling): its declared scaled k must be what the rule gives for the
@@ -115,8 +116,8 @@ DATA_KEYS = [k for keys in TASK_FILES.values() for k in keys]
 WIKI_WORLD_KEYS = ["wiki_train", "wiki_dev"]
 OWN_WIKI_WORLD = "wikitext" in config.get("world", {})
 MAIN_WORLD_KEYS = [k for k in WORLD_KEYS if not (OWN_WIKI_WORLD and k in WIKI_WORLD_KEYS)]
-MAIN_WORLD = {k: v for k, v in config.get("world", {}).items() if k != "wikitext"}
-WIKI_WORLD = {**MAIN_WORLD, **config.get("world", {}).get("wikitext", {})}
+MAIN_WORLD = world_fields(config.get("world", {}))
+WIKI_WORLD = world_fields(config.get("world", {}), "wikitext")
 TOKENIZER = f"{RES}/tokenizer/tokenizer.json"
 WIKI_TOKENIZER = f"{RES}/tokenizer-wikitext/tokenizer.json" if OWN_WIKI_WORLD else TOKENIZER
 # (rule name, data keys, world section, tokenizer) of each world rule.

@@ -57,14 +57,17 @@ class WorldConfig:
             raise ValueError(f"WorldConfig.n_wiki_valid must be in [1, n_subjects), got {self.n_wiki_valid}")
 
 
-def world_config(section: dict, corpus: str | None = None) -> WorldConfig:
-    """The WorldConfig of a config's ``world`` section. Its optional ``wikitext`` entry gives the Wikitext corpus a
-    world of its own (those fields over the section's); ``corpus="wikitext"`` returns that world, or the main one
-    when there is none."""
+def world_fields(section: dict, corpus: str | None = None) -> dict:
+    """The fields of one world of a config's ``world`` section, as written there. Its optional ``wikitext`` entry
+    gives the Wikitext corpus a world of its own (those fields over the section's); ``corpus="wikitext"`` returns
+    that world's, or the main world's when there is none."""
     main = {k: v for k, v in section.items() if k != "wikitext"}
-    if corpus == "wikitext":
-        return WorldConfig(**{**main, **section.get("wikitext", {})})
-    return WorldConfig(**main)
+    return {**main, **section.get("wikitext", {})} if corpus == "wikitext" else main
+
+
+def world_config(section: dict, corpus: str | None = None) -> WorldConfig:
+    """The WorldConfig of one world of a config's ``world`` section (:func:`world_fields`)."""
+    return WorldConfig(**world_fields(section, corpus))
 
 
 @dataclass(frozen=True)
