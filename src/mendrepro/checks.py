@@ -450,17 +450,12 @@ def check_data_paths(config: dict) -> None:
                 )
 
 
-def _world_folder(path: str) -> str:
-    """A world's folder: two levels above one of its files (world/zsre/<file>), as the world rules write it."""
-    return os.path.normpath(os.path.dirname(os.path.dirname(path)))
-
-
 def check_world(config: dict) -> None:
     """The world section builds (each WorldConfig's own bounds); with ``world.wikitext`` the Wikitext files lie in
     one folder of their own, so that the two world rules never claim the same file."""
     if "world" not in config:
         return
-    from mendrepro.data.synthetic import world_config
+    from mendrepro.data.synthetic import world_config, world_folder
 
     for corpus, where in ((None, "world"), ("wikitext", "world.wikitext")):
         try:
@@ -470,13 +465,13 @@ def check_world(config: dict) -> None:
     if "wikitext" not in config["world"]:
         return
     data = config["data"]
-    wiki = {key: _world_folder(data[key]) for key in ("wiki_train", "wiki_dev")}
+    wiki = {key: world_folder(data[key]) for key in ("wiki_train", "wiki_dev")}
     if wiki["wiki_train"] != wiki["wiki_dev"]:
         raise ConfigError(
             f"data.wiki_dev: with world.wikitext both Wikitext files come from one world, so it must lie in "
             f"{wiki['wiki_train']} as data.wiki_train does, got {data['wiki_dev']}"
         )
-    main = _world_folder(data["zsre_train"])
+    main = world_folder(data["zsre_train"])
     if wiki["wiki_train"] == main:
         raise ConfigError(
             f"data.wiki_train: with world.wikitext the Wikitext corpus has a world of its own, so its files must lie "

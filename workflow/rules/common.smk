@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from mendrepro.config import base_model_experiment, check_editors, resolve_experiment, table5_k_scaling
 from mendrepro.config import is_learned as _is_learned
-from mendrepro.data.synthetic import world_fields
+from mendrepro.data.synthetic import world_fields, world_folder
 
 # Every editor's kind and options, typed: a typo fails here, naming the editor, the key and the allowed values.
 # Table 5's width scaling (tables.table5.k_scaling): its declared scaled k must be what the rule gives for the
@@ -372,12 +372,11 @@ def out_stem(wildcards, output):
 
 
 def world_dir(wildcards, output):
-    """The world's folder: two levels above its first file (world/zsre/<file>)."""
-    return os.path.dirname(os.path.dirname(output[0]))
+    return world_folder(output[0])
 
 
 def world_input_dir(wildcards, input):
-    return os.path.dirname(os.path.dirname(input.world[0]))
+    return world_folder(input.world[0])
 
 
 def _learns_wiki_world(model):

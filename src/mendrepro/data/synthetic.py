@@ -18,6 +18,7 @@ reproduces it exactly.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from dataclasses import asdict, dataclass
@@ -63,6 +64,11 @@ def world_fields(section: dict, corpus: str | None = None) -> dict:
     that world's, or the main world's when there is none."""
     main = {k: v for k, v in section.items() if k != "wikitext"}
     return {**main, **section.get("wikitext", {})} if corpus == "wikitext" else main
+
+
+def world_folder(file: str) -> str:
+    """A world's folder: two levels above one of its files (``world/zsre/<file>``), as the world rules write it."""
+    return os.path.normpath(os.path.dirname(os.path.dirname(file)))
 
 
 def world_config(section: dict, corpus: str | None = None) -> WorldConfig:
