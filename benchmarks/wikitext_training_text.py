@@ -30,7 +30,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mendrepro.data.synthetic import ALMANAC_TITLE
+from mendrepro.data.synthetic import ALMANAC_TITLE, world_folder
 from mendrepro.data.wikitext import load_wikitext_raw, write_self_sample
 from mendrepro.models import load_model
 from mendrepro.sampling import self_sample
@@ -77,19 +77,21 @@ def _train(name: str, exp: dict, model: Path, files: dict, out: Path) -> dict:
     return json.loads((d / "train.json").read_text())
 
 
-def _wiki_world(run: Path) -> tuple[Path, Path]:
-    """The run's Wikitext world folder and tokenizer: the corpus's own (config world.wikitext) when it has one."""
-    own = run / "world-wikitext"
-    return (own, run / "tokenizer-wikitext") if own.is_dir() else (run / "world", run / "tokenizer")
+def _wiki_world(run: Path, wiki_train: str) -> tuple[Path, Path]:
+    """The run's Wikitext world folder (the one holding the job's ``wiki_train`` file) and the tokenizer its GPT-2
+    pre-trained with: the Wikitext world's own (``<run>/tokenizer-wikitext``, config world.wikitext) when it has one."""
+    own = run / "tokenizer-wikitext"
+    return Path(world_folder(wiki_train)), own if own.is_dir() else run / "tokenizer"
 
 
 def main(run: Path, out: Path) -> None:
     manifest = run / "seed0/wikitext/gpt2/mend/manifest.json"
     if not manifest.is_file():
         raise SystemExit(f"wikitext_training_text: {manifest}: no such file (a finished tiny run's MEND on GPT-2)")
-    base = json.loads(manifest.read_text())["experiment"]
+    written = json.loads(manifest.read_text())
+    base = written["experiment"]
     out.mkdir(parents=True, exist_ok=True)
-    world_dir, tokenizer = _wiki_world(run)
+    world_dir, tokenizer = _wiki_world(run, written["data_files"]["wiki_train"])
     seed0, world = run / "seed0", world_dir / "wikitext"
     model = seed0 / "models/gpt2"
     articles, almanac = _articles((world / "wiki.train.raw").read_text())

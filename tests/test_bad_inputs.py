@@ -57,6 +57,7 @@ VALUE_CASES = [
     ("train.n_loc", 0, f"train.n_loc: 0 {RANGE} 1"),
     ("train.val_every", 0, f"train.val_every: 0 {RANGE} 1"),
     ("train.n_val", 0, f"train.n_val: 0 {RANGE} 1"),
+    ("train.n_val_loc", 0, f"train.n_val_loc: 0 {RANGE} 1"),
     ("train.patience", 0, f"train.patience: 0 {RANGE} 1"),
     ("train.seed", 1.5, "train.seed: 1.5 is not of type 'integer'"),
     ("train.sampling", "random", "train.sampling: 'random' is not one of ['independent', 'epoch']"),
@@ -64,7 +65,7 @@ VALUE_CASES = [
         "train.stpes",
         5,
         "train: unknown key 'stpes' (did you mean 'steps'?); keys: steps, lr, accumulate, edits_per_step, "
-        "grad_clip, c_edit, c_loc, n_loc, val_every, n_val, patience, seed, sampling, checkpoint_budget",
+        "grad_clip, c_edit, c_loc, n_loc, val_every, n_val, n_val_loc, patience, seed, sampling, checkpoint_budget",
     ),  # fmt: skip
     ("eval.k", 0, f"eval.k: 0 {RANGE} 1"),
     (

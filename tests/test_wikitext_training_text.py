@@ -36,9 +36,11 @@ def test_a_run_without_mend_on_gpt2_is_one_line_naming_the_file(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_the_runs_wikitext_world_is_its_own_when_it_has_one(tmp_path):
-    """A run with world.wikitext wrote its Wikitext corpus and tokenizer apart (world_wikitext); one without, in the
-    world's folder."""
-    assert _wiki_world(tmp_path) == (tmp_path / "world", tmp_path / "tokenizer")
-    (tmp_path / "world-wikitext").mkdir()
-    assert _wiki_world(tmp_path) == (tmp_path / "world-wikitext", tmp_path / "tokenizer-wikitext")
+@pytest.mark.parametrize("folder", ["world", "world-wikitext", "corpus"])
+def test_the_runs_wikitext_world_is_the_one_its_job_read(tmp_path, folder):
+    """The world folder is the one holding the job's wiki.train.raw, whatever its name; the tokenizer is the
+    Wikitext world's own when the run wrote one (world.wikitext), else the run's."""
+    wiki_train = str(tmp_path / folder / "wikitext/wiki.train.raw")
+    assert _wiki_world(tmp_path, wiki_train) == (tmp_path / folder, tmp_path / "tokenizer")
+    (tmp_path / "tokenizer-wikitext").mkdir()
+    assert _wiki_world(tmp_path, wiki_train) == (tmp_path / folder, tmp_path / "tokenizer-wikitext")

@@ -137,6 +137,20 @@ def _editor_keys(exp: Experiment, editor: Editor) -> dict:
     }
 
 
+def validation_requests(exp: Experiment, dev_task, pad_token_id: int) -> list:
+    """The requests editor training validates on: the dev edits held out of every evaluation (mendrepro.splits,
+    fixed across seeds), ``train.edits_per_step`` per request, each with ``train.n_val_loc`` locality examples
+    (``train.n_loc`` when unset)."""
+    cfg = exp.train
+    _, heldout = dev_split(len(dev_task), exp.eval.seed, _n_heldout(exp))
+    vrng = random.Random(exp.eval.seed + 1)
+    n_loc = cfg.n_loc if cfg.n_val_loc is None else cfg.n_val_loc
+    return [
+        merge([dev_task.request(i, vrng, n_loc=n_loc) for i in idx], pad_token_id)
+        for idx in validation_batches(heldout, cfg.edits_per_step, cfg.n_val)
+    ]
+
+
 def cmd_train(args) -> None:
     exp = Experiment.from_json(args.exp)
     torch.manual_seed(exp.seed)  # the editor's initialisation (MEND's V, KE's heads) follows the config seed
@@ -148,13 +162,7 @@ def cmd_train(args) -> None:
     train_task, dev_task = build_task(exp, tok, "train", files, model), build_task(exp, tok, "dev", files, model)
     editor = build_editor(exp, model, None)
     cfg = exp.train
-    # Validation edits: the dev edits held out of every evaluation (mendrepro.splits), fixed across seeds.
-    _, heldout = dev_split(len(dev_task), exp.eval.seed, _n_heldout(exp))
-    vrng = random.Random(exp.eval.seed + 1)
-    val = [
-        merge([dev_task.request(i, vrng, n_loc=cfg.n_loc) for i in idx], tok.pad_token_id)
-        for idx in validation_batches(heldout, cfg.edits_per_step, cfg.n_val)
-    ]
+    val = validation_requests(exp, dev_task, tok.pad_token_id)
     log.info("validation: %d requests of %d held-out dev edits", len(val), cfg.edits_per_step)
     out = Path(args.out)
     # The resumable state lives beside the output (<out>.resume/) until every output of the job is written.
