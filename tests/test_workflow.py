@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from mendrepro.numerics import has_avx2
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -215,6 +218,10 @@ def test_micro_dag_end_to_end(micro_run):
     # The run forked its jobs from one server, which wrote nothing (no error) to its log.
     assert (wd / "results/micro/logs/fork_server.log").read_text() == ""
     res, fig = wd / "results/micro/seed0", wd / "figures/micro"
+    # Every job ran on the pinned CPU path (mendrepro.numerics), the fork server's children included.
+    pinned = os.environ.get("MKL_CBWR", "AVX2" if has_avx2() else "unset")
+    manifests = list(res.glob("*/*/*/manifest.json"))
+    assert manifests and {json.loads(m.read_text())["cpu_numerics"]["mkl_cbwr"] for m in manifests} == {pinned}
     for model in ("bart", "bert", "gpt2", "gptneo", "gptj", "t5xl", "t5xxl"):
         assert (res / f"models/{model}/config.json").exists()
         assert _finite(json.loads((res / f"models/{model}.metrics.json").read_text()))

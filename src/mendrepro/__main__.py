@@ -1,6 +1,10 @@
 import sys
 
-from mendrepro.report import TABLE_COMMANDS
+from mendrepro.numerics import pin_cpu_numerics
+
+pin_cpu_numerics()  # before anything runs a torch kernel (mendrepro.numerics)
+
+from mendrepro.report import TABLE_COMMANDS  # noqa: E402
 
 if len(sys.argv) > 1 and sys.argv[1] in TABLE_COMMANDS:
     # Tables and figures need only pandas and matplotlib: skip importing torch and the models (seconds per job).

@@ -253,4 +253,7 @@ def stop(proc, path: str) -> None:
 
 
 if __name__ == "__main__":
+    from mendrepro.numerics import pin_cpu_numerics
+
+    pin_cpu_numerics()  # before the server imports torch: its forked jobs inherit it (mendrepro.numerics)
     serve(sys.argv[1], int(sys.argv[2]))

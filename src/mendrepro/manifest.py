@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from mendrepro.data.formats import write_json_atomic
+from mendrepro.numerics import cpu_numerics
 
 MANIFEST = "manifest.json"
 FORMAT = "mendrepro-run/1"
@@ -83,6 +84,8 @@ def write_manifest(
         "data_files": dict(files),
         "tuned": dict(tuned or {}),
         "versions": versions(),
+        # Which floating-point path made the numbers (mendrepro.numerics): runs agree bit for bit only on one path.
+        "cpu_numerics": cpu_numerics(),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     path = run_dir / MANIFEST
