@@ -23,7 +23,7 @@ from mendrepro.train import within_budget
 CELLS = ["zsre/bart/mend", "zsre/bart/enn", "zsre/bart/ke", "zsre/bart/mend-no_sharing"]
 
 
-def _answers(train: dict, exp: dict) -> int:
+def _answers(exp: dict) -> int:
     t = exp["train"]
     return t["n_val"] * (t.get("n_val_loc") or t["n_loc"]) * t.get("edits_per_step", 1)
 
@@ -45,7 +45,7 @@ def read_cell(run: Path, seed: int, cell: str) -> dict:
         },
         "kept": train["best_step"],
         "kept_within": train.get("kept_within_budget"),
-        "answers": _answers(train, exp),
+        "answers": _answers(exp),
         "test_es": metrics["es"],
         "test_dd": metrics.get("dd_original", metrics["dd"]),
         "n_test": metrics.get("n", metrics.get("n_edits")),
