@@ -1,11 +1,13 @@
 """One floating-point path for every x86-64 CPU with AVX2.
 
 Torch's CPU kernels and oneMKL pick their code path by the CPU they run on (AVX2, AVX-512, ...), and the paths sum
-in different orders: the same seeded pre-training gives a different BART on a machine with AVX-512 than on one
-with AVX2 alone, and every number downstream moves. The pipeline's processes therefore pin both to their AVX2 path
-before torch runs a kernel (ATen reads ``ATEN_CPU_CAPABILITY``, oneMKL ``MKL_CBWR``, at first use), which is also
-what an AVX2 machine runs unpinned. A value already in the environment is kept, so a user can choose another path;
-other CPUs (no AVX2, not x86-64) are left alone.
+in different orders (measured: ``ATEN_CPU_CAPABILITY=default`` or ``MKL_CBWR=COMPATIBLE`` change a product's last
+bits), which thousands of training steps turn into other models; the same code and seeds gave another BART on the
+machine of the earlier sessions than on this AVX2 one. The pipeline's processes therefore pin both to their AVX2
+path before torch runs a kernel (ATen reads ``ATEN_CPU_CAPABILITY``, oneMKL ``MKL_CBWR``, at first use), which is
+what an AVX2 machine runs unpinned (measured here: the same bits). That an AVX-512 machine then gives these bits is
+the intent, not measured. A value already in the environment is kept, so a user can choose another path; other
+CPUs (no AVX2, not x86-64) are left alone.
 """
 
 from __future__ import annotations
