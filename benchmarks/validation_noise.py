@@ -48,7 +48,6 @@ def read_cell(run: Path, seed: int, cell: str) -> dict:
         "answers": _answers(exp),
         "test_es": metrics["es"],
         "test_dd": metrics.get("dd_original", metrics["dd"]),
-        "n_test": metrics.get("n", metrics.get("n_edits")),
     }
 
 

@@ -20,17 +20,21 @@ from collections.abc import MutableMapping
 PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
 
 
+def _cpuinfo() -> str:
+    """/proc/cpuinfo's text; empty where there is none (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def has_avx2(cpuinfo: str | None = None) -> bool:
     """Whether this is an x86-64 CPU with AVX2 (Linux: /proc/cpuinfo's flags; elsewhere assumed not)."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return False
-    return any(line.startswith("flags") and "avx2" in line.split() for line in cpuinfo.splitlines())
+    text = _cpuinfo() if cpuinfo is None else cpuinfo
+    return any(line.startswith("flags") and "avx2" in line.split() for line in text.splitlines())
 
 
 def pin_cpu_numerics(environ: MutableMapping[str, str] = os.environ, avx2: bool | None = None) -> dict[str, str]:
@@ -46,14 +50,10 @@ def cpu_numerics() -> dict[str, str]:
     """What a manifest records of the CPU path a process ran on: the CPU, torch's kernel capability, oneMKL's mode."""
     import torch
 
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), model)
-    except OSError:
-        pass
+    lines = _cpuinfo().splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), None)
     return {
-        "cpu": model,
+        "cpu": model or platform.processor() or platform.machine(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "mkl_cbwr": os.environ.get("MKL_CBWR", "unset"),
     }
