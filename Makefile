@@ -43,7 +43,8 @@ LOCK_ARGS ?=
 SNAKE_FILES := Snakefile $(wildcard workflow/rules/*.smk)
 
 .DEFAULT_GOAL := install
-.PHONY: install reproduce reproduce-long test lint format lock lock-pypi check-fresh dryrun clean-results clean-venv
+.PHONY: install reproduce reproduce-long grid grid-save test lint format lock lock-pypi check-fresh dryrun clean-results \
+	clean-venv
 
 install: $(VENV)/.installed
 
@@ -63,6 +64,17 @@ reproduce: $(VENV)/.installed
 reproduce-long: $(VENV)/.installed
 	$(CHECK_CONFIG) --configfile config/tiny.yaml config/tiny-long.yaml $(SNAKEMAKE_ARGS)
 	$(BIN)/snakemake --cores all --configfile config/tiny.yaml config/tiny-long.yaml $(SNAKEMAKE_ARGS)
+
+# The lr x c_edit grid (lr_grid): cells the ledger (lr_grid.ledger) holds with the same provenance are copied, the
+# rest trained; an interrupted run keeps its finished cells, and `make grid-save` adds them to the ledger to commit.
+GRID_RESULTS ?= results/tiny
+GRID_LEDGER ?= config/lr_grid/cells
+grid: $(VENV)/.installed
+	$(CHECK_CONFIG) $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --cores all lr_grid $(SNAKEMAKE_ARGS)
+
+grid-save: $(VENV)/.installed
+	$(BIN)/python -m mendrepro grid-save --results $(GRID_RESULTS) --ledger $(GRID_LEDGER)
 
 dryrun: $(VENV)/.installed
 	$(CHECK_CONFIG) $(SNAKEMAKE_ARGS)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from test_workflow import _job_counts, _planned_runs, _snakemake, _workdir
 
+from mendrepro import grid_cells
 from mendrepro.config import resolve_experiment, train_lr_key
 from mendrepro.report import lr_grid
 
@@ -153,9 +154,14 @@ def test_each_training_job_uses_its_editors_c_edit():
 
 def test_micro_grid_plans_every_cell_and_one_cell_runs_end_to_end(tmp_path):
     """The micro grid is (lr × c_edit) jobs per learned editor; one cell trains at its own c_edit and the report
-    scores it by validation ES and drawdown."""
+    scores it by validation ES and drawdown. With a ledger (lr_grid.ledger, mendrepro.grid_cells) the cell records
+    its provenance and is saved; a later job of it copies the saved summary, and trains again (to the same history)
+    when the ledger recorded another provenance."""
     cfg = yaml.safe_load((ROOT / "tests/fixtures/micro.yaml").read_text())
     wd = _workdir(tmp_path, "tests/fixtures/micro.yaml")
+    run = yaml.safe_load((wd / "run.yaml").read_text())
+    run["lr_grid"]["ledger"] = "cells"
+    (wd / "run.yaml").write_text(yaml.safe_dump(run))
     counts = _job_counts(_snakemake(wd, "-n", "--cores", "1", "lr_grid").stdout)
     _, learned = _planned_runs(cfg)
     g = cfg["lr_grid"]
@@ -175,6 +181,38 @@ def test_micro_grid_plans_every_cell_and_one_cell_runs_end_to_end(tmp_path):
         pytest.approx(best["dd"]),
         True,
     )
+    _check_ledger(wd, cell, summary)
+
+
+def _check_ledger(wd: Path, cell: str, trained: dict) -> None:
+    """The trained micro cell ``cell`` saved to the ledger, replayed, then retrained against a tampered record."""
+    assert set(trained["provenance"]) == {"experiment", "base_model_sha256", "data_sha256", "torch", "cpu_path"}
+    assert trained["provenance"]["experiment"]["train"]["lr"] == trained["train_config"]["lr"]
+    assert not (wd / cell).with_suffix(".pt").exists()  # only the summary is the grid's
+    save = [sys.executable, "-m", "mendrepro", "grid-save", "--results", "results/micro", "--ledger", "cells"]
+    subprocess.run(save, cwd=wd, check=True, capture_output=True)
+    ledger_cell = wd / "cells" / Path(cell).relative_to("results")
+    assert json.loads(ledger_cell.read_text()) == trained
+    (log_file,) = (wd / "results/micro/logs/seed0/lr_grid").glob("**/*.log")  # the one cell's
+
+    # A later job of the same cell (its summary gone, as in a fresh clone) copies the ledger's.
+    (wd / cell).unlink()
+    _snakemake(wd, "--cores", "1", cell)
+    replayed = json.loads((wd / cell).read_text())
+    assert replayed == {**trained, grid_cells.REPLAYED: ledger_cell.relative_to(wd).as_posix()}
+    log = log_file.read_text()
+    assert "same provenance" in log and "train editor" not in log
+
+    # Recorded at another rate: the job trains and records its own provenance.
+    tampered = json.loads(ledger_cell.read_text())
+    tampered["provenance"]["experiment"]["train"]["lr"] *= 2
+    ledger_cell.write_text(json.dumps(tampered))
+    (wd / cell).unlink()
+    _snakemake(wd, "--cores", "1", cell)
+    again = json.loads((wd / cell).read_text())
+    assert grid_cells.REPLAYED not in again and again["provenance"] == trained["provenance"]
+    assert again["history"] == trained["history"]  # the same training, bit for bit
+    assert "recorded with another experiment.train.lr" in log_file.read_text()
 
 
 @pytest.mark.parametrize("profile", ["tiny"])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from mendrepro import grid_cells
 from mendrepro.build import build_editor, build_task, evaluation_editor
 from mendrepro.config import Experiment
 from mendrepro.data.download import DownloadError
@@ -152,6 +153,14 @@ def validation_requests(exp: Experiment, dev_task, pad_token_id: int) -> list:
 
 
 def cmd_train(args) -> None:
+    cell = None
+    if args.ledger:  # a grid cell: its provenance is recorded, and a ledger cell of the same provenance replays
+        cell = grid_cells.provenance(json.loads(args.exp), Path(args.model), _files(args))
+        summary, why = grid_cells.replay(Path(args.ledger), cell)
+        log.info("ledger: %s", why)
+        if summary is not None:
+            write_json_atomic(args.metrics, summary)
+            return
     exp = Experiment.from_json(args.exp)
     torch.manual_seed(exp.seed)  # the editor's initialisation (MEND's V, KE's heads) follows the config seed
     # The memory figure plots the peak above what the process held before the model was loaded (imports).
@@ -179,10 +188,21 @@ def cmd_train(args) -> None:
     summary.update(_editor_keys(exp, editor), profile=exp.profile)
     summary["validation_edits"] = [i for req in val for i in req.id.split("+")]
     summary["memory"]["baseline_mb"] = baseline_mb
+    if cell is not None:
+        summary["provenance"] = cell
     write_json_atomic(args.metrics, summary)
     if out.name == "editor.pt":  # a run's editor (the learning-rate grid's checkpoints are temporary)
         write_manifest(out.parent, json.loads(args.exp), Path(args.model), files, checkpoint=out)
     discard(ckpt)
+
+
+def cmd_grid_save(args) -> None:
+    counts = grid_cells.save(Path(args.results), Path(args.ledger))
+    log.info("ledger %s: %s", args.ledger, counts)
+    if counts["skipped"]:
+        log.warning(
+            "%d cells record no provenance (trained without lr_grid.ledger) and were not saved", counts["skipped"]
+        )
 
 
 def cmd_evaluate(args) -> None:
@@ -358,10 +378,24 @@ def build_parser(with_external: bool = True) -> argparse.ArgumentParser:
                 f"optimiser steps; a rerun with the same --out and --exp continues from it; 0: never "
                 f"(default: {CHECKPOINT_EVERY})",
             )
+            s.add_argument(
+                "--ledger",
+                default=None,
+                metavar="CELL",
+                help="a grid cell's file in the ledger (lr_grid.ledger): record the run's provenance in --metrics, "
+                "and copy CELL there instead of training when it was recorded with the same provenance",
+            )
         else:
             s.add_argument("--ckpt", default=None, help="trained editor checkpoint (learned editors)")
             s.add_argument("--records", required=True, help="raw per-edit JSON lines")
         s.set_defaults(fn=fn)
+
+    s = sub.add_parser(
+        "grid-save", help="copy the grid cells of a results tree into the ledger (lr_grid.ledger), for a later run"
+    )
+    s.add_argument("--results", required=True, help="the results tree (results/<profile>)")
+    s.add_argument("--ledger", required=True, help="the ledger folder (lr_grid.ledger)")
+    s.set_defaults(fn=cmd_grid_save)
 
     s = sub.add_parser("edit", help="edit a trained editor's base model; print its answers before and after")
     s.add_argument("--run", required=True, help="a run directory, results/<profile>/seed<s>/<task>/<model>/<editor>")
@@ -380,7 +414,7 @@ def build_parser(with_external: bool = True) -> argparse.ArgumentParser:
     return p
 
 
-OWN_COMMANDS = frozenset({"world", "pretrain", "self-sample", "fetch-model", "train", "evaluate", "edit"})
+OWN_COMMANDS = frozenset({"world", "pretrain", "self-sample", "fetch-model", "train", "evaluate", "edit", "grid-save"})
 
 
 def main(argv: list[str] | None = None) -> int:

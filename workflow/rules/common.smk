@@ -360,6 +360,15 @@ def lr_grid_experiment_json(wildcards):
     return json.dumps(exp, sort_keys=True)
 
 
+def lr_grid_ledger_args(wildcards, output):
+    """`--ledger <the cell's file in lr_grid.ledger>` (the same path below the ledger as below results/, so each
+    profile has its own folder there), or nothing without a ledger."""
+    if not LR_GRID.get("ledger"):
+        return ""
+    cell = os.path.join(LR_GRID["ledger"], os.path.relpath(output.metrics, os.path.dirname(RES)))
+    return f"--ledger {shlex.quote(cell)}"
+
+
 def lr_grid_tolerance_args():
     """The selection rule's drawdown tolerances (lr_grid.tolerance) as report arguments."""
     tol = LR_GRID.get("tolerance", {})

@@ -4,7 +4,9 @@
 # original model on held-out dev edits (never on reported ones); one rule (docs/method.md, report/lr_grid.py)
 # chooses per editor. `snakemake --cores all lr_grid` writes figures/<profile>/lr_grid.{md,csv}; the config's
 # `train_lr` and `train_c_edit` are its choices, and tests check that they match the committed copy
-# config/lr_grid/<profile>.csv.
+# config/lr_grid/<profile>.csv. With `lr_grid.ledger` set, each cell records its provenance, `python -m mendrepro
+# grid-save` copies the cells into that folder, and a later job of a cell recorded with the same provenance copies it
+# back instead of training (mendrepro.grid_cells): the grid can be run over several sessions.
 
 if LR_GRID:
 
@@ -13,7 +15,6 @@ if LR_GRID:
             model=model_input,
             data=lambda wc: list(task_files(wc).values()),
         output:
-            ckpt=temp(f"{SEEDED}/{{task}}/{{model}}/{{editor}}/lr_grid/lr{{lr}}_c{{c_edit}}.pt"),
             metrics=f"{SEEDED}/{{task}}/{{model}}/{{editor}}/lr_grid/lr{{lr}}_c{{c_edit}}.json",
         log:
             f"{RES}/logs/seed{{seed}}/lr_grid/{{task}}/{{model}}/{{editor}}/lr{{lr}}_c{{c_edit}}.log",
@@ -34,9 +35,13 @@ if LR_GRID:
             launch=LAUNCH,
             exp=lr_grid_experiment_json,
             files=task_files_json,
+            # The cell's checkpoint: only its summary is the grid's, so it is removed once written.
+            ckpt=lambda wc, output: os.path.splitext(output.metrics)[0] + ".pt",
+            ledger=lr_grid_ledger_args,
         shell:
             "{params.launch} --threads {threads} train --exp {params.exp:q} --model {input.model} "
-            "--files {params.files:q} --out {output.ckpt} --metrics {output.metrics} > {log} 2>&1"
+            "--files {params.files:q} --out {params.ckpt} --metrics {output.metrics} {params.ledger} > {log} 2>&1 "
+            "&& rm -f {params.ckpt}"
 
     rule lr_grid:
         input:
