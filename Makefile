@@ -66,12 +66,14 @@ reproduce-long: $(VENV)/.installed
 	$(BIN)/snakemake --cores all --configfile config/tiny.yaml config/tiny-long.yaml $(SNAKEMAKE_ARGS)
 
 # The lr x c_edit grid (lr_grid): cells the ledger (lr_grid.ledger) holds with the same provenance are copied, the
-# rest trained; an interrupted run keeps its finished cells, and `make grid-save` adds them to the ledger to commit.
+# rest trained, and the finished cells saved to the ledger (to commit), failed cells or not; after an interrupted
+# run, `make grid-save` saves the cells it finished.
 GRID_RESULTS ?= results/tiny
 GRID_LEDGER ?= config/lr_grid/cells
 grid: $(VENV)/.installed
 	$(CHECK_CONFIG) $(SNAKEMAKE_ARGS)
-	$(BIN)/snakemake --cores all lr_grid $(SNAKEMAKE_ARGS)
+	-$(BIN)/snakemake --cores all --keep-going lr_grid $(SNAKEMAKE_ARGS)
+	$(BIN)/python -m mendrepro grid-save --results $(GRID_RESULTS) --ledger $(GRID_LEDGER)
 
 grid-save: $(VENV)/.installed
 	$(BIN)/python -m mendrepro grid-save --results $(GRID_RESULTS) --ledger $(GRID_LEDGER)
