@@ -11,13 +11,12 @@ says which field differed.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 from pathlib import Path
 
 from mendrepro.data.formats import write_json_atomic
-from mendrepro.manifest import directory_sha256
+from mendrepro.manifest import directory_sha256, file_sha256
 from mendrepro.numerics import cpu_numerics
 
 #: The folder of a run's grid cells, below its run directory (results/<profile>/seed<s>/<task>/<model>/<editor>).
@@ -27,17 +26,10 @@ REPLAYED = "replayed_from"
 RETRAIN = "delete it to train the cell anew"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def provenance(experiment: dict, model_dir: Path, files: dict[str, str]) -> dict:
     """What makes a cell's numbers these numbers: the experiment, the base model's and data files' bytes, torch's
-    version and the CPU path (the CPU's name is left out: one path gives the same bits on any CPU that runs it)."""
+    version and the CPU path. The CPU's name is left out: the pin (:mod:`mendrepro.numerics`) is meant to give every
+    CPU of a family one path, and a base model pre-trained on another path has other bytes anyway."""
     numerics = cpu_numerics()
     return {
         "experiment": experiment,
