@@ -152,6 +152,7 @@ def test_each_training_job_uses_its_editors_c_edit():
     assert resolve_experiment(cfg, task, model, editor)["train"]["c_edit"] == 0.7
 
 
+@pytest.mark.slow
 def test_micro_grid_plans_every_cell_and_one_cell_runs_end_to_end(tmp_path):
     """The micro grid is (lr × c_edit) jobs per learned editor; one cell trains at its own c_edit and the report
     scores it by validation ES and drawdown. With a ledger (lr_grid.ledger, mendrepro.grid_cells) the cell records
