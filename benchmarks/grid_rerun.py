@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from mendrepro import grid_cells
 from mendrepro.report import lr_grid
 
 
@@ -28,7 +29,7 @@ def _within(df: pd.DataFrame) -> pd.Series:
 
 def compare(ledger: Path, grid: Path, tol: lr_grid.Tolerance, n_cells: int) -> pd.DataFrame:
     """One row per editor the ledger has cells of: cells held, within tolerance then / now, and the choices."""
-    now = lr_grid.load_runs(sorted(ledger.glob("seed0/*/*/*/lr_grid/lr*_c*.json")), tol)
+    now = lr_grid.load_runs(grid_cells.cells(ledger), tol)  # a profile's ledger folder mirrors its results
     then, _ = lr_grid.read_grid(grid)
     rows = []
     for key, cells in now.groupby("key", sort=True):
