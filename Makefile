@@ -37,7 +37,8 @@ PROFILE ?= tiny
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 # make test's workers (pytest-xdist), each test file on one of them: the micro DAG's file alone is about half the
-# suite, so more than two gain little.
+# suite, so more than two gain little. --durations: the slowest tests are printed, so the suite's time can be
+# read off any run.
 PYTEST_WORKERS ?= 2
 LOCK_ARGS ?=
 SNAKE_FILES := Snakefile $(wildcard workflow/rules/*.smk)
@@ -83,7 +84,7 @@ dryrun: $(VENV)/.installed
 	$(BIN)/snakemake -n $(SNAKEMAKE_ARGS)
 
 test: $(VENV)/.installed
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 # The micro DAG on a throwaway one-node SLURM cluster through profiles/slurm (tests/test_slurm.py; the cluster:
 # tests/slurm_cluster.py), against a local run; not part of `make test`. As root it first installs slurm-wlm and
